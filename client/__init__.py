@@ -1,0 +1,1 @@
+"""client: routing cache, meta/storage clients, the FileSystem API, FUSE and the CLI. Arrives with issue 6."""

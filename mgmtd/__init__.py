@@ -1,0 +1,1 @@
+"""mgmtd: the cluster manager (membership, routing info, chain states, primary lease). Arrives with issue 3."""

@@ -1,0 +1,1 @@
+"""parallel: DualPipe, EPLB, expert-parallel dispatch/combine, overlap analysis."""

@@ -1,0 +1,1 @@
+"""smallpond: DuckDB-based data processing on threefs, with GraySort."""
