@@ -23,7 +23,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
-	$(VPY) -m threefs.errors --check docs/errors.md
+	$(VPY) -m threefs.errors_doc --check docs/errors.md
 
 test: lint
 	$(VPY) -m pytest -q -p no:cacheprovider
@@ -36,7 +36,7 @@ bench: install
 	$(VPY) bench/kv.py
 
 docs: install
-	$(VPY) -m threefs.errors --write docs/errors.md
+	$(VPY) -m threefs.errors_doc --write docs/errors.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
