@@ -1,0 +1,98 @@
+"""SQLite specifics: read-write transactions run one at a time, across threads and processes."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from threefs.errors import Code, ThreeFSError
+from threefs.kv import open_engine, run_transaction
+from threefs.kv.sqlite import SqliteEngine
+
+
+@pytest.fixture
+def path(tmp_path):
+    return tmp_path / "kv.db"
+
+
+def test_file_is_in_wal_mode_with_the_kv_table(path) -> None:
+    with SqliteEngine(path):
+        pass
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall() == [("kv",)]
+    conn.close()
+
+
+def test_second_writer_waits_for_the_first_and_sees_its_write(path) -> None:
+    with SqliteEngine(path) as engine:
+        run_transaction(engine, lambda txn: txn.set(b"n", b"0"))
+        first = engine.transaction()
+        assert first.get(b"n") == b"0"
+        seen = []
+
+        def second() -> None:
+            seen.append(run_transaction(engine, lambda txn: txn.get(b"n")))
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        time.sleep(0.1)
+        assert seen == []  # still waiting for the write lock
+        first.set(b"n", b"1")
+        first.commit()
+        thread.join(timeout=5)
+        assert seen == [b"1"]
+
+
+def test_same_thread_second_writer_times_out_with_conflict(path) -> None:
+    with SqliteEngine(path, busy_timeout_s=0.05) as engine:
+        first = engine.transaction()
+        first.set(b"k", b"v")
+        second = engine.transaction()
+        with pytest.raises(ThreeFSError) as excinfo:
+            second.get(b"k")
+        assert excinfo.value.code == Code.KV_CONFLICT and excinfo.value.retryable
+        assert second.closed
+        first.commit()
+
+
+def test_other_process_writer_gets_conflict_after_busy_timeout(path) -> None:
+    """Two engines on one file stand for two processes: only SQLite's lock is shared."""
+    with SqliteEngine(path) as holder, SqliteEngine(path, busy_timeout_s=0.05) as other:
+        txn = holder.transaction()
+        txn.set(b"k", b"held")
+        started = time.monotonic()
+        with pytest.raises(ThreeFSError) as excinfo:
+            run_transaction(other, lambda t: t.set(b"k", b"other"), max_retries=0)
+        assert excinfo.value.code == Code.KV_RETRY_LIMIT
+        assert excinfo.value.__cause__.code == Code.KV_CONFLICT
+        assert time.monotonic() - started >= 0.04
+        reader = other.transaction(read_only=True)
+        assert reader.get(b"k") is None  # readers are never blocked by the writer
+        reader.commit()
+        txn.commit()
+        assert run_transaction(other, lambda t: t.get(b"k"), read_only=True) == b"held"
+
+
+def test_url_options_and_relative_path(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with open_engine("sqlite://sub.db?busy_timeout=0.5&synchronous=normal") as engine:
+        assert engine.busy_timeout_s == 0.5
+        assert engine.path.resolve() == tmp_path / "sub.db"
+    for bad in (
+        "sqlite://x.db?synchronous=sometimes",
+        "sqlite://x.db?busy_timeout=soon",
+        "sqlite://x.db?color=red",
+    ):
+        with pytest.raises(ThreeFSError) as excinfo:
+            open_engine(bad)
+        assert excinfo.value.code == Code.INVALID_ARG
+
+
+def test_unopenable_file_is_unavailable(tmp_path) -> None:
+    with pytest.raises(ThreeFSError) as excinfo:
+        SqliteEngine(tmp_path / "missing-dir" / "kv.db")
+    assert excinfo.value.code == Code.KV_UNAVAILABLE

@@ -1,0 +1,1 @@
+"""Test harness helpers: throwaway servers and fixtures shared by tests and benchmarks."""
