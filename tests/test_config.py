@@ -12,6 +12,14 @@ class Listen(Section):
     port: int = 0
 
 
+class Ranged(Section):
+    workers: int = 1
+
+    def __post_init__(self):
+        if self.workers <= 0:
+            raise ThreeFSError(Code.CONFIG_INVALID, "key 'workers' must be > 0")
+
+
 class Example(Section):
     name: str = "node"
     heartbeat_s: float = 1.5
@@ -81,3 +89,12 @@ def test_parse_config_reports_source():
     with pytest.raises(ThreeFSError) as info:
         parse_config(Example, {"heartbeat_s": "soon"}, "inline")
     assert info.value.message.startswith("inline: key 'heartbeat_s'")
+
+
+def test_range_checks_name_the_file(tmp_path):
+    path = write(tmp_path, "workers = 0\n")
+    with pytest.raises(ThreeFSError) as info:
+        load_config(Ranged, path)
+    assert info.value.code is Code.CONFIG_INVALID
+    assert info.value.message == f"{path}: key 'workers' must be > 0"
+    assert load_config(Ranged, write(tmp_path, "workers = 3\n")).workers == 3

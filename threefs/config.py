@@ -19,7 +19,8 @@ __all__ = ["Section", "load_config", "parse_config", "config_to_dict"]
 
 
 class Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
-    """Base of every config section. Subclasses declare fields with defaults.
+    """Base of every config section. Subclasses declare fields with defaults; a range check
+    belongs in ``__post_init__`` and raises ``ThreeFSError(CONFIG_INVALID)`` naming the key.
 
     Example::
 
@@ -52,6 +53,8 @@ def parse_config(cls: type[S], data: dict[str, Any], source: str = "<dict>") -> 
     """
     try:
         return msgspec.convert(data, cls, strict=True)
+    except ThreeFSError as exc:  # a section's __post_init__ range check
+        raise ThreeFSError(Code.CONFIG_INVALID, f"{source}: {exc.message}") from None
     except msgspec.ValidationError as exc:
         what, key = _describe(exc)
         if what.startswith("Object contains unknown field"):

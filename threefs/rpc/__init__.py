@@ -1,0 +1,27 @@
+"""RPC over a framed, authenticated byte stream (TCP on trio now; the transport is pluggable).
+
+Server: ``RpcServer(secret, [service], config)``, ``port = await nursery.start(server.serve,
+host, 0)``. Client: ``async with RpcClient(secret) as client: await client.call(addr, SPEC, req)``
+or a typed stub such as ``DebugStub(client, addr)``. See docs/rpc.md for the wire format.
+"""
+
+from threefs.rpc.client import RpcClient, ServiceStub
+from threefs.rpc.config import RpcClientConfig, RpcServerConfig
+from threefs.rpc.server import CallContext, RpcServer, RpcService, rpc_method
+from threefs.rpc.transport import Stream, TcpTransport, Transport, format_address, parse_address
+
+__all__ = [
+    "CallContext",
+    "RpcClient",
+    "RpcClientConfig",
+    "RpcServer",
+    "RpcServerConfig",
+    "RpcService",
+    "ServiceStub",
+    "Stream",
+    "TcpTransport",
+    "Transport",
+    "format_address",
+    "parse_address",
+    "rpc_method",
+]

@@ -1,0 +1,89 @@
+"""The Debug service (echo, sleep, fail) and its typed stub, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import trio
+
+from threefs.errors import ThreeFSError
+from threefs.rpc.client import ServiceStub
+from threefs.rpc.server import CallContext, RpcService, rpc_method
+from threefs.rpc.transport import Buffer
+from threefs.wire.debug import (
+    DEBUG_SERVICE,
+    ECHO,
+    FAIL,
+    SLEEP,
+    EchoRequest,
+    EchoResponse,
+    FailRequest,
+    SleepRequest,
+    SleepResponse,
+)
+
+__all__ = ["DebugService", "DebugStub"]
+
+
+class DebugService(RpcService):
+    """Echo returns fields and payload; Sleep sleeps and counts how sleeps end (so tests can see a
+    deadline cancel the handler); Fail raises the code asked for (a negative code raises a plain
+    ``RuntimeError``)."""
+
+    spec = DEBUG_SERVICE
+
+    def __init__(self) -> None:
+        self.sleeps_started = 0
+        self.sleeps_finished = 0
+        self.sleeps_cancelled = 0
+        self.sleeps_running = 0
+        self.max_sleeps_running = 0  # the most sleeps that ran at once
+        self._reply_blob = b""  # kept so read-like benchmarks do not time an allocation
+
+    @rpc_method(ECHO)
+    async def echo(
+        self, ctx: CallContext, request: EchoRequest, payload: Buffer
+    ) -> tuple[EchoResponse, Buffer]:
+        response = EchoResponse(text=request.text, number=request.number, payload_bytes=len(payload))
+        if request.reply_bytes > 0:
+            if len(self._reply_blob) != request.reply_bytes:
+                self._reply_blob = bytes(request.reply_bytes)
+            return response, self._reply_blob
+        return response, b"" if request.drop_payload else payload
+
+    @rpc_method(SLEEP)
+    async def sleep(self, ctx: CallContext, request: SleepRequest, payload: Buffer) -> SleepResponse:
+        remaining = ctx.remaining()
+        remaining_ms = 0 if remaining == float("inf") else int(remaining * 1000)
+        self.sleeps_started += 1
+        self.sleeps_running += 1
+        self.max_sleeps_running = max(self.max_sleeps_running, self.sleeps_running)
+        try:
+            await trio.sleep(request.seconds)
+        except trio.Cancelled:
+            self.sleeps_cancelled += 1
+            raise
+        finally:
+            self.sleeps_running -= 1
+        self.sleeps_finished += 1
+        return SleepResponse(tag=request.tag, remaining_ms=remaining_ms)
+
+    @rpc_method(FAIL)
+    async def fail(self, ctx: CallContext, request: FailRequest, payload: Buffer) -> None:
+        if request.code < 0:
+            raise RuntimeError(request.message or "debug failure")
+        raise ThreeFSError(request.code, request.message)
+
+
+class DebugStub(ServiceStub):
+    """``await DebugStub(client, address).echo(EchoRequest(...), payload=...)``."""
+
+    async def echo(
+        self, request: EchoRequest, *, payload: Buffer = b"", timeout_s: float | None = None
+    ) -> tuple[EchoResponse, bytes | bytearray]:
+        return await self._call(ECHO, request, payload, timeout_s)
+
+    async def sleep(self, request: SleepRequest, *, timeout_s: float | None = None) -> SleepResponse:
+        response, _ = await self._call(SLEEP, request, b"", timeout_s)
+        return response
+
+    async def fail(self, request: FailRequest, *, timeout_s: float | None = None) -> None:
+        await self._call(FAIL, request, b"", timeout_s)

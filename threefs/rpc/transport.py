@@ -1,0 +1,192 @@
+"""The byte-stream interface RPC runs on, and its TCP implementation on trio sockets.
+
+RPC needs only ``Stream`` (gathered sends, receives into a caller's buffer, close) and a
+``Transport`` that connects and listens; an RDMA transport can implement the same two.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket as _stdsocket
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
+
+import trio
+
+from threefs.errors import Code, ThreeFSError
+
+__all__ = ["Address", "Stream", "TcpStream", "TcpTransport", "Transport", "format_address", "parse_address"]
+
+log = logging.getLogger("threefs.rpc.transport")
+
+Address = tuple[str, int]
+Buffer = bytes | bytearray | memoryview
+
+# The kernel's limit of buffers per sendmsg (IOV_MAX on Linux).
+_IOV_MAX = 1024
+# Accept errors that mean "out of resources": wait and accept again instead of dying.
+_ACCEPT_RETRY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+
+
+def parse_address(address: str | Address) -> Address:
+    """``"host:port"``, ``"[v6]:port"`` or ``(host, port)`` -> ``(host, port)``.
+
+    Raises ``ThreeFSError(INVALID_ARG)`` for anything else.
+    """
+    if isinstance(address, tuple) and len(address) == 2:
+        host, port = address
+    elif isinstance(address, str) and ":" in address:
+        host, _, port_text = address.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        try:
+            port = int(port_text)
+        except ValueError:
+            raise ThreeFSError(Code.INVALID_ARG, f"bad address {address!r}: port is not a number") from None
+    else:
+        raise ThreeFSError(Code.INVALID_ARG, f"bad address {address!r}: expected 'host:port'")
+    if not isinstance(host, str) or not host or not isinstance(port, int) or not 0 < port < 65536:
+        raise ThreeFSError(Code.INVALID_ARG, f"bad address {address!r}")
+    return host, port
+
+
+def format_address(address: Address) -> str:
+    """``(host, port)`` -> ``"host:port"`` (IPv6 hosts in brackets)."""
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class Stream(Protocol):
+    """A reliable, ordered byte stream to one peer.
+
+    At most one task sends and one task receives at a time. Errors of the underlying connection
+    surface as ``ThreeFSError(RPC_CONNECTION_CLOSED)``.
+    """
+
+    peer: str
+
+    async def send_parts(self, parts: Sequence[Buffer]) -> None:
+        """Send every part, in order, without copying them into one buffer."""
+
+    def send_nowait(self, parts: Sequence[Buffer]) -> int:
+        """Send what the kernel takes without blocking; returns the bytes sent (0 on any error:
+        the next ``send_parts`` reports it)."""
+
+    async def receive_into(self, buffer: memoryview) -> int:
+        """Receive at least one byte into ``buffer``; 0 means the peer closed its side."""
+
+    async def aclose(self) -> None:
+        """Close the stream; a task blocked on it wakes with ``RPC_CONNECTION_CLOSED``."""
+
+
+class Transport(Protocol):
+    """Opens streams to addresses and accepts streams on a local address."""
+
+    async def connect(self, address: Address) -> Stream:
+        """Open a stream; raises ``ThreeFSError(RPC_CONNECT_FAILED)`` on failure."""
+
+    async def serve(
+        self,
+        host: str,
+        port: int,
+        handler: Callable[[Stream], Awaitable[None]],
+        *,
+        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen, report the bound port through ``task_status``, run ``handler`` per stream."""
+
+
+class TcpStream:
+    """``Stream`` over a connected trio TCP socket (TCP_NODELAY on). Owns and closes the socket."""
+
+    def __init__(self, sock: trio.socket.SocketType, peer: str) -> None:
+        self._sock = sock
+        self.peer = peer
+        try:
+            sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
+        except OSError:  # not TCP (e.g. a socketpair in tests)
+            pass
+
+    async def send_parts(self, parts: Sequence[Buffer]) -> None:
+        # One sendmsg gathers all parts; on a partial send the rest is sliced as memoryviews.
+        pending: list[Buffer] = list(parts)
+        try:
+            while pending:
+                sent = await self._sock.sendmsg(pending[:_IOV_MAX])
+                while pending and sent >= len(pending[0]):
+                    sent -= len(pending.pop(0))
+                if sent:
+                    pending[0] = memoryview(pending[0])[sent:]
+        except (OSError, trio.ClosedResourceError) as exc:
+            raise ThreeFSError(Code.RPC_CONNECTION_CLOSED, f"send to {self.peer} failed: {exc}") from exc
+
+    def send_nowait(self, parts: Sequence[Buffer]) -> int:
+        fd = self._sock.fileno()
+        if fd < 0:  # closed: never write to a number the kernel may have handed out again
+            return 0
+        try:
+            return os.writev(fd, parts[:_IOV_MAX])
+        except OSError:
+            return 0
+
+    async def receive_into(self, buffer: memoryview) -> int:
+        try:
+            return await self._sock.recv_into(buffer)
+        except (OSError, trio.ClosedResourceError) as exc:
+            raise ThreeFSError(Code.RPC_CONNECTION_CLOSED, f"receive from {self.peer} failed: {exc}") from exc
+
+    async def aclose(self) -> None:
+        self._sock.close()
+        await trio.lowlevel.checkpoint()
+
+
+class TcpTransport:
+    """``Transport`` over TCP; ``connect_timeout_s`` bounds name resolution plus connect."""
+
+    def __init__(self, connect_timeout_s: float = 5.0) -> None:
+        self.connect_timeout_s = connect_timeout_s
+
+    async def connect(self, address: Address) -> Stream:
+        host, port = address
+        where = format_address(address)
+        try:
+            with trio.fail_after(self.connect_timeout_s):
+                stream = await trio.open_tcp_stream(host, port)
+        except trio.TooSlowError:
+            raise ThreeFSError(
+                Code.RPC_CONNECT_FAILED, f"connect to {where} timed out after {self.connect_timeout_s}s"
+            ) from None
+        except OSError as exc:
+            raise ThreeFSError(Code.RPC_CONNECT_FAILED, f"connect to {where} failed: {exc}") from exc
+        return TcpStream(stream.socket, where)
+
+    async def serve(
+        self,
+        host: str,
+        port: int,
+        handler: Callable[[Stream], Awaitable[None]],
+        *,
+        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen on ``host:port`` (port 0: any free port) until cancelled; each accepted stream
+        runs ``handler`` in its own task, which must close the stream."""
+        infos = await trio.socket.getaddrinfo(host, port, type=_stdsocket.SOCK_STREAM)
+        family, _, _, _, sockaddr = infos[0]
+        listener = trio.socket.socket(family, _stdsocket.SOCK_STREAM)
+        with listener:
+            listener.setsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_REUSEADDR, 1)
+            await listener.bind(sockaddr)
+            listener.listen(1024)
+            async with trio.open_nursery() as nursery:
+                task_status.started(listener.getsockname()[1])
+                while True:
+                    try:
+                        sock, peer = await listener.accept()
+                    except OSError as exc:
+                        if exc.errno not in _ACCEPT_RETRY_ERRNOS:
+                            raise
+                        log.warning("accept on %s:%d failed (%s); retrying in 100 ms", host, port, exc)
+                        await trio.sleep(0.1)
+                        continue
+                    nursery.start_soon(handler, TcpStream(sock, format_address(peer[:2])))
