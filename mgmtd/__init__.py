@@ -1,1 +1,4 @@
-"""mgmtd: the cluster manager (membership, routing info, chain states, primary lease). Arrives with issue 3."""
+"""mgmtd: the cluster manager (membership, routing info, chain states, primary lease).
+
+Arrives with issue 3.
+"""
