@@ -69,8 +69,11 @@ async def _raw_connection(stream: trio.SocketStream) -> None:
                 return
             partial += n
             complete, partial = divmod(partial, message_size)
-            if complete:
-                await stream.send_all(ack * complete if complete > 1 else ack)
+            if complete == 1 or (complete and len(ack) > 64 << 10):
+                for _ in range(complete):  # large replies: never copy them into one buffer
+                    await stream.send_all(ack)
+            elif complete:
+                await stream.send_all(ack * complete)
 
 
 async def _serve_raw() -> None:
