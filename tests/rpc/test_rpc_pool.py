@@ -88,3 +88,14 @@ async def test_reconnects_after_server_restart(server_factory, secret):
         second = await server_factory(port=port)
         assert (await stub.echo(EchoRequest(text="two")))[0].text == "two"
         assert client.connection_count(second.address) == 1
+
+
+async def test_an_error_raised_inside_the_client_block_comes_out_unwrapped(server, secret):
+    with pytest.raises(ThreeFSError) as info:
+        async with RpcClient(secret) as client:
+            await DebugStub(client, server.address).echo(EchoRequest(text="warm"))
+            raise ThreeFSError(Code.META_NOT_FOUND, "raised by the caller")
+    assert info.value.code is Code.META_NOT_FOUND
+    with pytest.raises(KeyError):
+        async with RpcClient(secret):
+            raise KeyError("plain")

@@ -81,7 +81,14 @@ class RpcClient:
         nursery, self._nursery = self._nursery, None
         if nursery is not None:
             nursery.cancel_scope.cancel()
-        return await self._nursery_manager.__aexit__(exc_type, exc, tb)
+        try:
+            return await self._nursery_manager.__aexit__(exc_type, exc, tb)
+        except BaseExceptionGroup as group:
+            # trio wraps an error raised in the block in a group (strict exception groups); the
+            # caller wrote ``async with client`` around a call, not a nursery: give it back as is.
+            if exc is not None and len(group.exceptions) == 1 and group.exceptions[0] is exc:
+                return False
+            raise
 
     def connection_count(self, address: str | Address) -> int:
         """How many live connections the pool holds to ``address``."""
