@@ -1,0 +1,7 @@
+"""`python -m client.cli`: the `threefs` command."""
+
+import sys
+
+from client.cli import main
+
+sys.exit(main())
