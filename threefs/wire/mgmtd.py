@@ -98,6 +98,7 @@ class TargetInfo(msgspec.Struct, kw_only=True):
     chain_version_seen: U32 = 0  # the chain version in the target's last report
     used_bytes: U64 = 0
     capacity_bytes: U64 = 0
+    admin_offline: bool = False  # set by OfflineTarget; cleared when it is re-added to its chain
 
 
 class ChainTarget(msgspec.Struct, frozen=True, array_like=True):

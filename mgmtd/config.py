@@ -1,0 +1,140 @@
+"""The mgmtd configuration (one TOML file, ``threefs-mgmtd --config F``) and the cluster secret.
+
+Every key has a default (see docs/mgmtd.md for the table); ranges are checked when the file is
+loaded, so a bad value stops the process before it listens.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+
+from threefs.config import Section
+from threefs.errors import Code, ThreeFSError
+from threefs.rpc.config import RpcServerConfig
+
+__all__ = ["LOG_LEVELS", "MgmtdConfig", "SECRET_ENV", "load_cluster_secret"]
+
+SECRET_ENV = "THREEFS_CLUSTER_SECRET"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_U32_MAX = 2**32 - 1
+
+
+def _bad(key: str, rule: str, value: object) -> ThreeFSError:
+    return ThreeFSError(Code.CONFIG_INVALID, f"key '{key}' must be {rule}, not {value!r}")
+
+
+class MgmtdConfig(Section):
+    """Settings of one mgmtd process.
+
+    ``node_id`` names this mgmtd in the lease row (distinct per mgmtd). ``listen_port`` 0 picks a
+    free port. ``advertise_address`` is what the lease row (and so NOT_PRIMARY replies) tells
+    other nodes; "" means ``listen_host:bound port`` (the host name when listening on a wildcard).
+    ``kv_url`` is a ``threefs.kv.open_engine`` URL shared by every mgmtd of the cluster.
+    ``cluster_secret_file``: a file holding the cluster secret; "" means the secret comes from
+    the ``THREEFS_CLUSTER_SECRET`` environment variable. Times are seconds.
+    ``heartbeat_interval_s`` is told to nodes in heartbeat replies; a node silent for
+    ``heartbeat_timeout_s`` is FAILED. ``lease_s`` is the primary lease period: the holder
+    renews it every third of it, and a successor takes over at most ``lease_s`` after the
+    primary's last renewal. ``chain_grace_s``: a new chain's targets are not failed for want of
+    a heartbeat during this time. ``updater_interval_s``: how often the chain updater runs (it
+    also runs at once after a heartbeat changes a state). ``metrics_port``: -1 off, 0 any free
+    port, else the port of the Prometheus endpoint (on ``metrics_host``, "" = ``listen_host``).
+    """
+
+    cluster_id: str = "threefs"
+    node_id: int = 1
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8000
+    advertise_address: str = ""
+    kv_url: str = "sqlite:///var/lib/threefs/mgmtd.db"
+    cluster_secret_file: str = ""
+    heartbeat_interval_s: float = 10.0
+    heartbeat_timeout_s: float = 60.0
+    max_clock_skew_s: float = 30.0
+    lease_s: float = 10.0
+    chain_grace_s: float = 60.0
+    updater_interval_s: float = 1.0
+    metrics_host: str = ""
+    metrics_port: int = -1
+    log_level: str = "INFO"
+    rpc: RpcServerConfig = msgspec.field(default_factory=RpcServerConfig)
+
+    def __post_init__(self) -> None:
+        if not self.cluster_id or len(self.cluster_id) > 64:
+            raise _bad("cluster_id", "1 to 64 characters", self.cluster_id)
+        if not 1 <= self.node_id <= _U32_MAX:
+            raise _bad("node_id", "in [1, 2^32)", self.node_id)
+        if not self.listen_host:
+            raise _bad("listen_host", "a host name or address", self.listen_host)
+        if not 0 <= self.listen_port <= 65535:
+            raise _bad("listen_port", "in [0, 65535]", self.listen_port)
+        if self.advertise_address and ":" not in self.advertise_address:
+            raise _bad("advertise_address", '"" or HOST:PORT', self.advertise_address)
+        if not self.kv_url:
+            raise _bad("kv_url", "a KV engine URL", self.kv_url)
+        for key in ("heartbeat_interval_s", "heartbeat_timeout_s", "max_clock_skew_s", "lease_s"):
+            if not getattr(self, key) > 0:
+                raise _bad(key, "> 0", getattr(self, key))
+        if self.heartbeat_timeout_s <= self.heartbeat_interval_s:
+            raise _bad(
+                "heartbeat_timeout_s",
+                f"> heartbeat_interval_s ({self.heartbeat_interval_s})",
+                self.heartbeat_timeout_s,
+            )
+        if self.chain_grace_s < 0:
+            raise _bad("chain_grace_s", ">= 0", self.chain_grace_s)
+        if not self.updater_interval_s > 0:
+            raise _bad("updater_interval_s", "> 0", self.updater_interval_s)
+        if not -1 <= self.metrics_port <= 65535:
+            raise _bad("metrics_port", "-1 (off), 0 (any free port) or a port", self.metrics_port)
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise _bad("log_level", f"one of {', '.join(LOG_LEVELS)}", self.log_level)
+
+    @property
+    def lease_ms(self) -> int:
+        return int(self.lease_s * 1000)
+
+    @property
+    def heartbeat_timeout_ms(self) -> int:
+        return int(self.heartbeat_timeout_s * 1000)
+
+    @property
+    def max_clock_skew_ms(self) -> int:
+        return int(self.max_clock_skew_s * 1000)
+
+    @property
+    def chain_grace_ms(self) -> int:
+        return int(self.chain_grace_s * 1000)
+
+
+def load_cluster_secret(config: MgmtdConfig, environ: dict[str, str] | None = None) -> bytes:
+    """The cluster secret: the contents of ``cluster_secret_file`` (surrounding whitespace
+    stripped) when that key is set, else the ``THREEFS_CLUSTER_SECRET`` environment variable.
+
+    The file, when named, always wins: a config that names a file means that file, and a stray
+    environment variable cannot silently change which cluster a process joins. Raises
+    ``CONFIG_INVALID`` when the named file is missing, unreadable or empty, or when no file is
+    named and the variable is unset or empty.
+    """
+    if config.cluster_secret_file:
+        path = Path(config.cluster_secret_file)
+        try:
+            secret = path.read_bytes().strip()
+        except OSError as exc:
+            raise ThreeFSError(
+                Code.CONFIG_INVALID, f"key 'cluster_secret_file': cannot read {path}: {exc.strerror}"
+            ) from None
+        if not secret:
+            raise ThreeFSError(Code.CONFIG_INVALID, f"key 'cluster_secret_file': {path} is empty")
+        return secret
+    environment = os.environ if environ is None else environ
+    secret_text = environment.get(SECRET_ENV, "").strip()
+    if not secret_text:
+        raise ThreeFSError(
+            Code.CONFIG_INVALID,
+            f"no cluster secret: set 'cluster_secret_file' in the config or the {SECRET_ENV} variable",
+        )
+    return secret_text.encode()

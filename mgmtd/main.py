@@ -1,0 +1,160 @@
+"""``threefs-mgmtd --config FILE``: run one mgmtd process until SIGTERM or SIGINT.
+
+Stdout gets one line once the RPC server listens, ``mgmtd <node_id> listening on HOST:PORT``
+(scripts and tests wait for it); logs go to stderr, one ``key=value`` line per event. A bad
+configuration, secret or KV URL prints one line to stderr and exits 2; a failure while running
+exits 1. ``--dump-config`` prints the effective configuration as TOML and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import trio
+
+from mgmtd.app import MgmtdApp
+from mgmtd.config import MgmtdConfig, load_cluster_secret
+from mgmtd.store import read_cluster
+from threefs.config import config_to_dict, load_config
+from threefs.errors import Code, ThreeFSError
+from threefs.kv import Engine, open_engine, run_transaction
+from threefs.rpc import format_address
+
+__all__ = ["dump_toml", "main"]
+
+log = logging.getLogger("mgmtd")
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+class LogfmtFormatter(logging.Formatter):
+    """``ts=... level=INFO logger=mgmtd.lease msg="..."`` (plus ``exc="..."``), one line each."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        line = (
+            f"ts={stamp}.{int(record.msecs):03d}Z level={record.levelname} logger={record.name} "
+            f"msg={json.dumps(record.getMessage())}"
+        )
+        if record.exc_info:
+            line += f" exc={json.dumps(self.formatException(record.exc_info))}"
+        return line
+
+
+def _configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LogfmtFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    return json.dumps(str(value))  # JSON string escapes are valid TOML basic strings
+
+
+def dump_toml(data: dict[str, Any], table: str = "") -> str:
+    """``data`` (plain values and nested dicts) as TOML: keys first, then one ``[table]`` each."""
+    lines = [f"{key} = {_toml_value(value)}" for key, value in data.items() if not isinstance(value, dict)]
+    text = "\n".join(lines) + "\n" if lines else ""
+    for key, value in data.items():
+        if isinstance(value, dict):
+            name = f"{table}.{key}" if table else key
+            text += f"\n[{name}]\n" + dump_toml(value, name)
+    return text
+
+
+def _open_kv(url: str) -> Engine:
+    """``open_engine(url)``, creating a sqlite file's directory first."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() == "sqlite":
+        path = Path(unquote(parts.netloc + parts.path))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ThreeFSError(
+                Code.CONFIG_INVALID, f"key 'kv_url': cannot create {path.parent}: {exc.strerror}"
+            ) from None
+    return open_engine(url)
+
+
+def _check_cluster(engine: Engine, cluster_id: str) -> None:
+    """Refuse a KV store that belongs to another cluster before listening."""
+    record = run_transaction(engine, read_cluster, read_only=True)
+    if record is not None and record.cluster_id != cluster_id:
+        raise ThreeFSError(
+            Code.CONFIG_INVALID,
+            f"key 'cluster_id': the KV store belongs to cluster {record.cluster_id!r}, not {cluster_id!r}",
+        )
+
+
+async def _serve(config: MgmtdConfig, secret: bytes, engine: Engine) -> None:
+    app = MgmtdApp(config, secret, engine)
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(app.run)
+            print(
+                f"mgmtd {config.node_id} listening on {format_address((config.listen_host, app.port))}",
+                flush=True,
+            )
+            async for signum in signals:
+                log.info("got %s: stopping", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break
+    log.info("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a mgmtd; returns the exit code (0 after a clean stop by signal)."""
+    parser = argparse.ArgumentParser(prog="threefs-mgmtd", description="threefs cluster manager (mgmtd)")
+    parser.add_argument("--config", metavar="FILE", help="TOML configuration (default: built-in defaults)")
+    parser.add_argument(
+        "--dump-config", action="store_true", help="print the effective configuration and exit"
+    )
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(MgmtdConfig, args.config)
+    except ThreeFSError as exc:
+        print(f"threefs-mgmtd: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.dump_config:
+        sys.stdout.write(dump_toml(config_to_dict(config)))
+        return 0
+    _configure_logging(config.log_level)
+    try:
+        secret = load_cluster_secret(config)
+        engine = _open_kv(config.kv_url)
+    except ThreeFSError as exc:
+        print(f"threefs-mgmtd: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        _check_cluster(engine, config.cluster_id)
+        trio.run(_serve, config, secret, engine)
+    except ThreeFSError as exc:
+        print(f"threefs-mgmtd: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE if exc.code == Code.CONFIG_INVALID else EXIT_FAILED
+    except OSError as exc:  # e.g. the listen port is in use
+        print(f"threefs-mgmtd: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        engine.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
