@@ -11,6 +11,7 @@ import msgspec
 from threefs.config import Section, load_config
 from threefs.errors import Code, ThreeFSError
 from threefs.rpc import parse_address
+from threefs.secret import read_secret_file, resolve_beside
 
 __all__ = ["ClusterConfig", "MgmtdClientConfig", "load_cluster_config", "read_secret_file"]
 
@@ -75,22 +76,6 @@ def load_cluster_config(path: str | Path) -> ClusterConfig:
     path = Path(path)
     config = load_config(ClusterConfig, path)
     if config.cluster_secret_file:
-        secret_path = path.parent / config.cluster_secret_file
-        config = msgspec.structs.replace(config, cluster_secret_file=str(secret_path.absolute()))
+        secret_path = resolve_beside(config.cluster_secret_file, path)
+        config = msgspec.structs.replace(config, cluster_secret_file=secret_path)
     return config
-
-
-def read_secret_file(path: str | Path) -> bytes:
-    """The cluster secret stored in ``path``, without surrounding whitespace.
-
-    Raises ``ThreeFSError(CONFIG_INVALID)`` when the file cannot be read or holds only whitespace.
-    """
-    try:
-        secret = Path(path).read_bytes().strip()
-    except OSError as exc:
-        raise ThreeFSError(
-            Code.CONFIG_INVALID, f"{path}: cannot read the cluster secret: {exc.strerror}"
-        ) from None
-    if not secret:
-        raise ThreeFSError(Code.CONFIG_INVALID, f"{path}: the cluster secret file is empty")
-    return secret

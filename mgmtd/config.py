@@ -6,18 +6,18 @@ loaded, so a bad value stops the process before it listens.
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
 
-from threefs.config import Section
+from threefs.config import Section, load_config
 from threefs.errors import Code, ThreeFSError
 from threefs.rpc.config import RpcServerConfig
+from threefs.secret import SECRET_ENV, cluster_secret, resolve_beside
 
-__all__ = ["LOG_LEVELS", "MgmtdConfig", "SECRET_ENV", "load_cluster_secret"]
+__all__ = ["LOG_LEVELS", "MgmtdConfig", "SECRET_ENV", "load_cluster_secret", "load_mgmtd_config"]
 
-SECRET_ENV = "THREEFS_CLUSTER_SECRET"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _U32_MAX = 2**32 - 1
 
@@ -110,31 +110,17 @@ class MgmtdConfig(Section):
         return int(self.chain_grace_s * 1000)
 
 
-def load_cluster_secret(config: MgmtdConfig, environ: dict[str, str] | None = None) -> bytes:
-    """The cluster secret: the contents of ``cluster_secret_file`` (surrounding whitespace
-    stripped) when that key is set, else the ``THREEFS_CLUSTER_SECRET`` environment variable.
+def load_cluster_secret(config: MgmtdConfig, environ: Mapping[str, str] | None = None) -> bytes:
+    """The cluster secret for ``config`` (see ``threefs.secret``: the named file wins, else the
+    ``THREEFS_CLUSTER_SECRET`` variable). ``load_mgmtd_config`` has already made a relative
+    ``cluster_secret_file`` relative to the config file. Raises ``CONFIG_INVALID``."""
+    return cluster_secret(config.cluster_secret_file, environ)
 
-    The file, when named, always wins: a config that names a file means that file, and a stray
-    environment variable cannot silently change which cluster a process joins. Raises
-    ``CONFIG_INVALID`` when the named file is missing, unreadable or empty, or when no file is
-    named and the variable is unset or empty.
-    """
+
+def load_mgmtd_config(path: str | Path | None) -> MgmtdConfig:
+    """``load_config`` for mgmtd, with ``cluster_secret_file`` resolved beside the config file."""
+    config = load_config(MgmtdConfig, path)
     if config.cluster_secret_file:
-        path = Path(config.cluster_secret_file)
-        try:
-            secret = path.read_bytes().strip()
-        except OSError as exc:
-            raise ThreeFSError(
-                Code.CONFIG_INVALID, f"key 'cluster_secret_file': cannot read {path}: {exc.strerror}"
-            ) from None
-        if not secret:
-            raise ThreeFSError(Code.CONFIG_INVALID, f"key 'cluster_secret_file': {path} is empty")
-        return secret
-    environment = os.environ if environ is None else environ
-    secret_text = environment.get(SECRET_ENV, "").strip()
-    if not secret_text:
-        raise ThreeFSError(
-            Code.CONFIG_INVALID,
-            f"no cluster secret: set 'cluster_secret_file' in the config or the {SECRET_ENV} variable",
-        )
-    return secret_text.encode()
+        resolved = resolve_beside(config.cluster_secret_file, path)
+        config = msgspec.structs.replace(config, cluster_secret_file=resolved)
+    return config

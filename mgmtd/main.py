@@ -21,9 +21,9 @@ from urllib.parse import unquote, urlsplit
 import trio
 
 from mgmtd.app import MgmtdApp
-from mgmtd.config import MgmtdConfig, load_cluster_secret
+from mgmtd.config import MgmtdConfig, load_cluster_secret, load_mgmtd_config
 from mgmtd.store import read_cluster
-from threefs.config import config_to_dict, load_config
+from threefs.config import config_to_dict
 from threefs.errors import Code, ThreeFSError
 from threefs.kv import Engine, open_engine, run_transaction
 from threefs.rpc import format_address
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        config = load_config(MgmtdConfig, args.config)
+        config = load_mgmtd_config(args.config)
     except ThreeFSError as exc:
         print(f"threefs-mgmtd: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
