@@ -294,6 +294,26 @@ class MgmtdClient:
         )
         return await self.call(wire.CREATE_CHAIN_TABLE, request, timeout_s=timeout_s)
 
+    async def generate_chain_table(
+        self,
+        table_id: int,
+        replication: int,
+        *,
+        node_ids: Sequence[int] = (),
+        first_chain_id: int = 0,
+        description: str = "",
+        timeout_s: float | None = None,
+    ) -> wire.GenerateChainTableResponse:
+        """Balanced chains over the free targets and a new version of ``table_id`` over them."""
+        request = wire.GenerateChainTableRequest(
+            table_id=table_id,
+            replication=replication,
+            node_ids=list(node_ids),
+            first_chain_id=first_chain_id,
+            description=description,
+        )
+        return await self.call(wire.GENERATE_CHAIN_TABLE, request, timeout_s=timeout_s)
+
     async def list_nodes(self, *, timeout_s: float | None = None) -> list[wire.NodeInfo]:
         return (await self.call(wire.LIST_NODES, wire.ListNodesRequest(), timeout_s=timeout_s)).nodes
 

@@ -64,6 +64,13 @@ class MgmtdService(RpcService):
         self.state.require_primary()
         return await ops.create_chain_table(self.state, request)
 
+    @rpc_method(wire.GENERATE_CHAIN_TABLE)
+    async def generate_chain_table(
+        self, ctx: CallContext, request: wire.GenerateChainTableRequest, payload: Buffer
+    ) -> wire.GenerateChainTableResponse:
+        self.state.require_primary()
+        return await ops.generate_chain_table(self.state, request)
+
     @rpc_method(wire.LIST_NODES)
     async def list_nodes(
         self, ctx: CallContext, request: wire.ListNodesRequest, payload: Buffer

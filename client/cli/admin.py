@@ -253,6 +253,23 @@ async def create_chain_table(mgmtd: MgmtdClient, args: argparse.Namespace) -> tu
     )
 
 
+async def generate_chain_table(mgmtd: MgmtdClient, args: argparse.Namespace) -> tuple[Any, str]:
+    response = await mgmtd.generate_chain_table(
+        args.table_id,
+        args.replication,
+        node_ids=_flatten(args.node_ids or []),
+        first_chain_id=args.first_chain_id,
+        description=args.description,
+    )
+    ids = response.chain_ids
+    return (
+        {"response": response},
+        f"created chains {_abbreviate(ids)} and chain table {response.table_id} version "
+        f"{response.version} ({len(ids)} chains of {args.replication}); node pairs share "
+        f"{response.min_pair_chains}..{response.max_pair_chains} chains",
+    )
+
+
 async def set_node_enabled(mgmtd: MgmtdClient, args: argparse.Namespace) -> tuple[Any, str]:
     node = await mgmtd.set_node_enabled(args.node_id, args.enabled)
     return {"node": node}, f"node {node.node_id} is now {node.status.name}"
@@ -348,6 +365,17 @@ def register(subparsers: Any) -> None:
     parser = add("create-chain-table", create_chain_table, "add a version of a chain table")
     parser.add_argument("table_id", type=int, metavar="TABLE_ID")
     parser.add_argument("chain_ids", type=id_list, nargs="+", metavar="CHAIN_IDS", help="e.g. 1-64 or 1,2,3")
+    parser.add_argument("--description", default="", help="free text kept with the table")
+
+    parser = add(
+        "gen-chain-table", generate_chain_table, "make balanced chains over the free targets, and a table"
+    )
+    parser.add_argument("table_id", type=int, metavar="TABLE_ID")
+    parser.add_argument("--replication", type=int, required=True, metavar="R", help="targets per chain")
+    parser.add_argument(
+        "--node-ids", type=id_list, action="append", metavar="IDS", help="only these nodes' targets"
+    )
+    parser.add_argument("--first-chain-id", type=int, default=0, metavar="N", help="default: after the last")
     parser.add_argument("--description", default="", help="free text kept with the table")
 
     parser = add("set-node-enabled", set_node_enabled, "disable a node (heartbeats refused) or enable it")

@@ -2,7 +2,7 @@
 ``mgmtd.service``. Each validates its input, changes routing info through
 ``MgmtdState.mutate`` (all or nothing) and builds the response."""
 
-from mgmtd.ops.chain_tables import create_chain_table, list_chain_tables
+from mgmtd.ops.chain_tables import create_chain_table, generate_chain_table, list_chain_tables
 from mgmtd.ops.chains import (
     create_chains,
     list_chains,
@@ -19,6 +19,7 @@ __all__ = [
     "create_chain_table",
     "create_chains",
     "create_targets",
+    "generate_chain_table",
     "get_primary",
     "get_routing_info",
     "heartbeat",

@@ -59,7 +59,9 @@ def _free_target(edit: RoutingEdit, target_id: int, chain_id: int) -> TargetInfo
     return target
 
 
-def _create_one(edit: RoutingEdit, spec: ChainSpec, now_ms: int) -> None:
+def create_chain_in(edit: RoutingEdit, spec: ChainSpec, now_ms: int) -> None:
+    """Add the chain ``spec`` to ``edit`` (targets start SERVING, grace from ``now_ms``); raises
+    ``ALREADY_EXISTS``, ``INVALID_ARG``, ``MGMTD_TARGET_NOT_FOUND`` or ``MGMTD_INVALID_TOPOLOGY``."""
     if edit.chain(spec.chain_id) is not None:
         raise ThreeFSError(Code.ALREADY_EXISTS, f"chain {spec.chain_id} already exists")
     if not spec.target_ids:
@@ -87,7 +89,7 @@ def _create(edit: RoutingEdit, request: CreateChainsRequest, now_ms: int) -> Non
     if not request.chains:
         raise ThreeFSError(Code.INVALID_ARG, "CreateChains names no chain")
     for spec in request.chains:
-        _create_one(edit, spec, now_ms)
+        create_chain_in(edit, spec, now_ms)
 
 
 async def create_chains(state: MgmtdState, request: CreateChainsRequest) -> CreateChainsResponse:

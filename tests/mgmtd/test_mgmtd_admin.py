@@ -12,6 +12,7 @@ from threefs.wire.mgmtd import (
     CreateChainsRequest,
     CreateChainTableRequest,
     CreateTargetsRequest,
+    GenerateChainTableRequest,
     NodeStatus,
     NodeType,
     OfflineTargetRequest,
@@ -231,3 +232,38 @@ async def test_nodes_and_client_sessions(mgmtd, mock_clock):
     version = mgmtd.version
     await ops.set_node_enabled(mgmtd.state, SetNodeEnabledRequest(node_id=2, enabled=True))  # already
     assert mgmtd.version == version
+
+
+async def test_generate_chain_table_over_free_targets(mgmtd, mock_clock):
+    # 4 nodes x 3 targets; chain 1 takes 11 and 21, target 12 is offlined: 9 free targets, which
+    # cannot form chains of 2.
+    await ops.create_targets(
+        mgmtd.state, targets(*[(node * 10 + t, node) for node in range(1, 5) for t in range(1, 4)])
+    )
+    await ops.create_chains(mgmtd.state, chains((1, [11, 21])))
+    await ops.offline_target(mgmtd.state, OfflineTargetRequest(target_id=12))
+    request = GenerateChainTableRequest(table_id=5, replication=2)
+    await refused(mgmtd, ops.generate_chain_table, request, Code.MGMTD_INVALID_TOPOLOGY, "")
+    # One more target on node 4 makes 10: five chains, ids after the last one in use.
+    await ops.create_targets(mgmtd.state, targets((44, 4)))
+    response = await ops.generate_chain_table(mgmtd.state, request)
+    assert (response.table_id, response.version) == (5, 1)
+    assert response.chain_ids == [2, 3, 4, 5, 6]
+    routing = mgmtd.routing
+    assert routing.chain_tables[5][0].chain_ids == response.chain_ids
+    used = []
+    for chain_id in response.chain_ids:
+        chain = routing.chains[chain_id]
+        nodes = {routing.targets[t.target_id].node_id for t in chain.targets}
+        assert len(nodes) == 2 and all(t.public_state.name == "SERVING" for t in chain.targets)
+        used += [t.target_id for t in chain.targets]
+    assert sorted(used) == [13, 22, 23, 31, 32, 33, 41, 42, 43, 44]
+    assert 0 <= response.min_pair_chains <= response.max_pair_chains <= 2
+    # Nothing is free any more: a second call is refused and changes nothing.
+    await refused(mgmtd, ops.generate_chain_table, request, Code.MGMTD_INVALID_TOPOLOGY, "no target is free")
+
+
+async def test_generate_chain_table_refuses_unknown_nodes(mgmtd, mock_clock):
+    await ops.create_targets(mgmtd.state, targets((11, 1), (21, 2)))
+    request = GenerateChainTableRequest(table_id=1, replication=2, node_ids=[1, 9])
+    await refused(mgmtd, ops.generate_chain_table, request, Code.MGMTD_NODE_NOT_FOUND, "[9]")

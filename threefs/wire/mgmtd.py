@@ -371,6 +371,30 @@ class ListClientSessionsResponse(msgspec.Struct, frozen=True, kw_only=True):
     sessions: list[ClientSession]
 
 
+class GenerateChainTableRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Admin: build chains of ``replication`` targets over the targets that are in no chain yet
+    (of ``node_ids`` only, when given), balanced so every pair of nodes shares about as many
+    chains, and add them as a new version of table ``table_id``. ``first_chain_id`` 0 means one
+    past the highest chain id in use."""
+
+    table_id: PositiveU32
+    replication: Annotated[int, msgspec.Meta(ge=1, le=16)]
+    node_ids: list[PositiveU32] = msgspec.field(default_factory=list)
+    first_chain_id: U32 = 0
+    description: str = ""
+
+
+class GenerateChainTableResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """The table version made, its chains, and the node-pair balance: the fewest and most chains
+    any two nodes share (both 0 for replication 1)."""
+
+    table_id: int
+    version: int
+    chain_ids: list[int]
+    min_pair_chains: int
+    max_pair_chains: int
+
+
 def _method(method_id: int, name: str) -> MethodSpec:
     """``MethodSpec`` of ``Mgmtd.<name>``, with ``<name>Request`` / ``<name>Response`` from here."""
     return MethodSpec(
@@ -395,6 +419,7 @@ UPDATE_CHAIN = _method(14, "UpdateChain")
 ROTATE_LAST_SERVING = _method(15, "RotateLastServing")
 SET_PREFERRED_ORDER = _method(16, "SetPreferredOrder")
 LIST_CLIENT_SESSIONS = _method(17, "ListClientSessions")
+GENERATE_CHAIN_TABLE = _method(18, "GenerateChainTable")
 
 RETIRED_METHOD_IDS: dict[int, str] = {}
 
@@ -419,6 +444,7 @@ MGMTD_SERVICE = ServiceSpec(
         ROTATE_LAST_SERVING,
         SET_PREFERRED_ORDER,
         LIST_CLIENT_SESSIONS,
+        GENERATE_CHAIN_TABLE,
     ),
     RETIRED_METHOD_IDS,
 )
@@ -437,6 +463,7 @@ ADMIN_METHODS = frozenset(
         UPDATE_CHAIN,
         ROTATE_LAST_SERVING,
         SET_PREFERRED_ORDER,
+        GENERATE_CHAIN_TABLE,
     )
 )
 
