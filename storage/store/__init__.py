@@ -1,0 +1,1 @@
+"""Chunk stores: the per-target interface and its implementations."""
