@@ -1,5 +1,6 @@
-"""Client-side configuration: how to find the cluster (``ClusterConfig``) and how the mgmtd client
-retries (``MgmtdClientConfig``), plus loading the cluster secret from its file."""
+"""Client-side configuration: how to find the cluster (``ClusterConfig``), how the mgmtd client
+retries (``MgmtdClientConfig``), how the storage client batches and retries
+(``StorageClientConfig``), plus loading the cluster secret from its file."""
 
 from __future__ import annotations
 
@@ -13,7 +14,13 @@ from threefs.errors import Code, ThreeFSError
 from threefs.rpc import parse_address
 from threefs.secret import read_secret_file, resolve_beside
 
-__all__ = ["ClusterConfig", "MgmtdClientConfig", "load_cluster_config", "read_secret_file"]
+__all__ = [
+    "ClusterConfig",
+    "MgmtdClientConfig",
+    "StorageClientConfig",
+    "load_cluster_config",
+    "read_secret_file",
+]
 
 
 class MgmtdClientConfig(Section):
@@ -41,6 +48,47 @@ class MgmtdClientConfig(Section):
             )
 
 
+class StorageClientConfig(Section):
+    """How ``StorageClient`` batches, bounds and retries chunk I/O.
+
+    ``request_timeout_s``: the whole time one chunk I/O may take, retries included.
+    ``attempt_timeout_s``: the deadline of each storage RPC. ``max_attempts``: tries per chunk
+    I/O (the first included). ``retry_initial_backoff_s`` / ``retry_max_backoff_s``: the pause
+    between tries doubles from the first to the second. ``max_in_flight``: storage RPCs in
+    flight at once per client (all operations together). ``batch_max_ios`` /
+    ``batch_max_bytes``: the most reads and bytes in one BatchRead (its reply is one frame, so
+    the bytes stay well under the RPC frame limit). ``verify_checksums``: check each read's
+    CRC32C.
+    """
+
+    request_timeout_s: float = 60.0
+    attempt_timeout_s: float = 15.0
+    max_attempts: int = 8
+    retry_initial_backoff_s: float = 0.02
+    retry_max_backoff_s: float = 1.0
+    max_in_flight: int = 32
+    batch_max_ios: int = 256
+    batch_max_bytes: int = 16 << 20
+    verify_checksums: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("request_timeout_s", "attempt_timeout_s", "retry_initial_backoff_s"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ThreeFSError(Code.CONFIG_INVALID, f"storage_client.{name} must be a finite number > 0")
+        if not self.retry_max_backoff_s >= self.retry_initial_backoff_s:
+            raise ThreeFSError(
+                Code.CONFIG_INVALID, "storage_client.retry_max_backoff_s must be >= retry_initial_backoff_s"
+            )
+        for name in ("max_attempts", "max_in_flight", "batch_max_ios"):
+            if getattr(self, name) < 1:
+                raise ThreeFSError(Code.CONFIG_INVALID, f"storage_client.{name} must be >= 1")
+        if not (1 << 20) <= self.batch_max_bytes <= (64 << 20):
+            raise ThreeFSError(
+                Code.CONFIG_INVALID, "storage_client.batch_max_bytes must be in [1 MiB, 64 MiB]"
+            )
+
+
 class ClusterConfig(Section):
     """What a client (the CLI, a FUSE mount, a library user) needs to reach a cluster.
 
@@ -59,6 +107,7 @@ class ClusterConfig(Section):
     mgmtd_addresses: list[str] = msgspec.field(default_factory=list)
     cluster_secret_file: str = ""
     mgmtd_client: MgmtdClientConfig = msgspec.field(default_factory=MgmtdClientConfig)
+    storage_client: StorageClientConfig = msgspec.field(default_factory=StorageClientConfig)
 
     def __post_init__(self) -> None:
         for address in self.mgmtd_addresses:

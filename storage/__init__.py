@@ -1,1 +1,4 @@
-"""storage: targets, chunk engine, CRAQ chain replication and resync. Arrives with issue 4."""
+"""storage: the storage service (docs/storage.md): targets and their chunk stores, CRAQ chain
+replication, reads, resync. ``storage.app.StorageApp`` runs a node, ``storage.main`` is the
+``threefs-storage`` command; the layers are ``service`` -> ``ops`` -> ``components`` / ``store``,
+with periodic loops in ``workers``."""

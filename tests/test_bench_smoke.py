@@ -40,3 +40,23 @@ def test_kv_benchmark_reports_its_figures():
     for engine in ("sqlite", "postgres"):
         assert record[f"{engine}_1_client_txn_per_s"] > 0
         assert record[f"{engine}_8_clients_txn_per_s"] > 0
+
+
+@pytest.mark.slow
+def test_storage_benchmark_reports_its_figures(tmp_path):
+    record = run_bench(
+        "bench/storage.py",
+        "--duration",
+        "0.3",
+        "--rounds",
+        "1",
+        "--file-mib",
+        "4",
+        "--out",
+        str(tmp_path / "s.json"),
+    )
+    for key in ("read_r1_1mib_mib_s", "write_r3_4mib_mib_s", "raw_socket_mib_s", "raw_disk_read_mib_s"):
+        assert record[key] > 0, key
+    assert record["read_r1_ratio_to_socket"] == pytest.approx(
+        max(record["read_r1_1mib_mib_s"], record["read_r1_4mib_mib_s"]) / record["raw_socket_mib_s"], 0.01
+    )

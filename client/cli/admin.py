@@ -1,5 +1,6 @@
 """`threefs admin ...`: cluster administration through the primary mgmtd (list nodes, targets,
 chains and tables; create targets, chains and tables; take targets and nodes out of service).
+The commands that also talk to storage nodes live in ``client.cli.storage_admin``.
 
 Each command is an async function ``(mgmtd, args) -> (data, text)``: ``data`` is what ``--json``
 prints, ``text`` the human-readable form.
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 
 import trio
 
+from client.cli import storage_admin
 from client.cli.common import (
     EXIT_USAGE,
     Connection,
@@ -281,11 +283,15 @@ async def offline_target(mgmtd: MgmtdClient, args: argparse.Namespace) -> tuple[
 
 
 async def remove_target(mgmtd: MgmtdClient, args: argparse.Namespace) -> tuple[Any, str]:
-    version = await mgmtd.remove_target(args.target_id)
-    return (
-        {"target_id": args.target_id, "routing_version": version},
-        f"removed target {args.target_id}; routing version {version}",
+    """Forget the target at mgmtd; with ``--purge``, first delete its chunks on its node."""
+    purged = (
+        await storage_admin.purge_target(mgmtd, args.target_id, args.node_address) if args.purge else None
     )
+    version = await mgmtd.remove_target(args.target_id)
+    text = f"removed target {args.target_id}; routing version {version}"
+    if purged is not None:
+        text += f"; its node deleted {purged} chunk(s)"
+    return {"target_id": args.target_id, "routing_version": version, "purged_chunks": purged}, text
 
 
 def _chain_result(chain: wire.ChainInfo) -> tuple[Any, str]:
@@ -388,6 +394,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("target_id", type=int, metavar="TARGET_ID")
     parser = add("remove-target", remove_target, "forget a target (OFFLINE and in no chain)")
     parser.add_argument("target_id", type=int, metavar="TARGET_ID")
+    parser.add_argument("--purge", action="store_true", help="first delete its chunks on its storage node")
+    parser.add_argument(
+        "--node-address", metavar="HOST:PORT", help="with --purge: the node (default: routing)"
+    )
 
     parser = add("update-chain", update_chain, "add a target to a chain (it syncs) or remove one")
     parser.add_argument("chain_id", type=int, metavar="CHAIN_ID")
@@ -400,3 +410,5 @@ def register(subparsers: Any) -> None:
     parser = add("set-preferred-order", set_preferred_order, "order a chain's SERVING targets (head first)")
     parser.add_argument("chain_id", type=int, metavar="CHAIN_ID")
     parser.add_argument("target_ids", type=id_list, nargs="+", metavar="TARGET_IDS")
+
+    storage_admin.register(add)

@@ -1,0 +1,148 @@
+"""The storage node configuration (one TOML file, ``threefs-storage --config F``) and the cluster
+secret.
+
+Every key has a default (docs/storage.md has the table); values are checked when the file is
+loaded, so a bad value stops the process before it listens. Relative paths (the secret file, the
+data directory, target paths) are taken relative to the config file's directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+from client.config import MgmtdClientConfig
+from threefs.config import Section, load_config
+from threefs.errors import Code, ThreeFSError
+from threefs.rpc import parse_address
+from threefs.rpc.config import RpcClientConfig, RpcServerConfig
+from threefs.secret import SECRET_ENV, cluster_secret, resolve_beside
+
+__all__ = [
+    "LOG_LEVELS",
+    "SECRET_ENV",
+    "StorageConfig",
+    "TargetConfig",
+    "load_cluster_secret",
+    "load_storage_config",
+]
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_U32_MAX = 2**32 - 1
+
+
+def _bad(key: str, rule: str, value: object) -> ThreeFSError:
+    return ThreeFSError(Code.CONFIG_INVALID, f"key '{key}' must be {rule}, not {value!r}")
+
+
+class TargetConfig(Section):
+    """One target served by this node: its id (as declared in mgmtd) and its directory ("" =
+    ``<data_dir>/target-<id>``)."""
+
+    target_id: int
+    path: str = ""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.target_id <= _U32_MAX:
+            raise _bad("targets.target_id", "in [1, 2^32)", self.target_id)
+
+
+class StorageConfig(Section):
+    """Settings of one storage node (see docs/storage.md for each key).
+
+    ``node_id`` (required, >= 1) names the node in mgmtd; ``mgmtd_addresses`` (at least one)
+    lead to the primary mgmtd. ``targets`` are opened at start; targets made later with the
+    CreateTarget RPC are remembered in ``<data_dir>/targets.json``. ``heartbeat_interval_s`` 0
+    means the interval mgmtd names in its heartbeat replies. ``update_timeout_s`` bounds an
+    update whose caller gave no deadline. ``metrics_port``: -1 off, 0 any free port.
+    """
+
+    cluster_id: str = "threefs"
+    node_id: int = 0
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 9000
+    advertise_address: str = ""
+    mgmtd_addresses: list[str] = msgspec.field(default_factory=list)
+    cluster_secret_file: str = ""
+    data_dir: str = "/var/lib/threefs/storage"
+    targets: list[TargetConfig] = msgspec.field(default_factory=list)
+    fsync: bool = True
+    heartbeat_interval_s: float = 0.0
+    routing_refresh_s: float = 5.0
+    resync_interval_s: float = 1.0
+    update_timeout_s: float = 30.0
+    max_concurrent_updates: int = 64
+    max_concurrent_reads: int = 64
+    dedup_seqs_per_channel: int = 16
+    dedup_max_channels: int = 65536
+    metrics_host: str = ""
+    metrics_port: int = -1
+    log_level: str = "INFO"
+    rpc: RpcServerConfig = msgspec.field(default_factory=RpcServerConfig)
+    rpc_client: RpcClientConfig = msgspec.field(default_factory=RpcClientConfig)
+    mgmtd_client: MgmtdClientConfig = msgspec.field(default_factory=MgmtdClientConfig)
+
+    def __post_init__(self) -> None:
+        if not self.cluster_id or len(self.cluster_id) > 64:
+            raise _bad("cluster_id", "1 to 64 characters", self.cluster_id)
+        if not 1 <= self.node_id <= _U32_MAX:
+            raise _bad("node_id", "set, in [1, 2^32)", self.node_id)
+        if not self.listen_host:
+            raise _bad("listen_host", "a host name or address", self.listen_host)
+        if not 0 <= self.listen_port <= 65535:
+            raise _bad("listen_port", "in [0, 65535]", self.listen_port)
+        if self.advertise_address and ":" not in self.advertise_address:
+            raise _bad("advertise_address", '"" or HOST:PORT', self.advertise_address)
+        if not self.mgmtd_addresses:
+            raise _bad("mgmtd_addresses", "a list of at least one HOST:PORT", self.mgmtd_addresses)
+        for address in self.mgmtd_addresses:
+            try:
+                parse_address(address)
+            except ThreeFSError:
+                raise _bad("mgmtd_addresses", "a list of HOST:PORT", address) from None
+        if not self.data_dir:
+            raise _bad("data_dir", "a directory", self.data_dir)
+        ids = [target.target_id for target in self.targets]
+        if len(set(ids)) != len(ids):
+            raise _bad("targets", "distinct target ids", ids)
+        if self.heartbeat_interval_s < 0:
+            raise _bad("heartbeat_interval_s", ">= 0", self.heartbeat_interval_s)
+        for key in ("routing_refresh_s", "resync_interval_s", "update_timeout_s"):
+            if not getattr(self, key) > 0:
+                raise _bad(key, "> 0", getattr(self, key))
+        for key in ("max_concurrent_updates", "max_concurrent_reads", "dedup_seqs_per_channel"):
+            if not 1 <= getattr(self, key) <= 4096:
+                raise _bad(key, "in [1, 4096]", getattr(self, key))
+        if not 1 <= self.dedup_max_channels <= 1 << 24:
+            raise _bad("dedup_max_channels", "in [1, 2^24]", self.dedup_max_channels)
+        if not -1 <= self.metrics_port <= 65535:
+            raise _bad("metrics_port", "-1 (off), 0 (any free port) or a port", self.metrics_port)
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise _bad("log_level", f"one of {', '.join(LOG_LEVELS)}", self.log_level)
+
+    def target_path(self, target: TargetConfig) -> Path:
+        """The directory of ``target`` (its own ``path``, or one under ``data_dir``)."""
+        return Path(target.path) if target.path else Path(self.data_dir) / f"target-{target.target_id}"
+
+
+def load_cluster_secret(config: StorageConfig, environ: Mapping[str, str] | None = None) -> bytes:
+    """The cluster secret for ``config`` (``threefs.secret``: the named file wins, else the
+    ``THREEFS_CLUSTER_SECRET`` variable). Raises ``CONFIG_INVALID``."""
+    return cluster_secret(config.cluster_secret_file, environ)
+
+
+def load_storage_config(path: str | Path | None) -> StorageConfig:
+    """``load_config`` for a storage node, with the secret file, ``data_dir`` and target paths
+    resolved beside the config file. Raises ``CONFIG_INVALID`` naming the file and key."""
+    config = load_config(StorageConfig, path)
+    targets = [
+        msgspec.structs.replace(target, path=resolve_beside(target.path, path)) for target in config.targets
+    ]
+    return msgspec.structs.replace(
+        config,
+        cluster_secret_file=resolve_beside(config.cluster_secret_file, path),
+        data_dir=resolve_beside(config.data_dir, path),
+        targets=targets,
+    )

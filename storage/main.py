@@ -1,0 +1,105 @@
+"""``threefs-storage --config FILE``: run one storage node until SIGTERM or SIGINT.
+
+Stdout gets one line once the RPC server listens, ``storage <node_id> listening on HOST:PORT``
+(scripts and tests wait for it); logs go to stderr, one ``key=value`` line per event. A bad
+configuration or secret, or a target directory that belongs to another target or cluster,
+prints one line to stderr and exits 2; a failure while running exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import time
+
+import trio
+
+from storage.app import StorageApp
+from storage.config import StorageConfig, load_cluster_secret, load_storage_config
+from threefs.errors import Code, ThreeFSError
+
+__all__ = ["main"]
+
+log = logging.getLogger("storage")
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+class LogfmtFormatter(logging.Formatter):
+    """``ts=... level=INFO logger=storage.resync msg="..."`` (plus ``exc="..."``), one line each
+    (the same format as mgmtd's)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        line = (
+            f"ts={stamp}.{int(record.msecs):03d}Z level={record.levelname} logger={record.name} "
+            f"msg={json.dumps(record.getMessage())}"
+        )
+        if record.exc_info:
+            line += f" exc={json.dumps(self.formatException(record.exc_info))}"
+        return line
+
+
+def _configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LogfmtFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+async def _serve(config: StorageConfig, secret: bytes) -> None:
+    app = StorageApp(config, secret)
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(app.run)
+            print(f"storage {config.node_id} listening on {app.address}", flush=True)
+            async for signum in signals:
+                log.info("got %s: stopping", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break
+    log.info("stopped")
+
+
+def _run_unwrapped(config: StorageConfig, secret: bytes) -> None:
+    """``trio.run(_serve, ...)``, raising a lone error from inside nurseries as itself."""
+    try:
+        trio.run(_serve, config, secret)
+    except BaseExceptionGroup as group:
+        leaf: BaseException = group
+        while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
+            leaf = leaf.exceptions[0]
+        if isinstance(leaf, ThreeFSError | OSError):
+            raise leaf from None
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a storage node; returns the exit code (0 after a clean stop by signal)."""
+    parser = argparse.ArgumentParser(prog="threefs-storage", description="threefs storage node")
+    parser.add_argument("--config", metavar="FILE", required=True, help="TOML configuration")
+    args = parser.parse_args(argv)
+    try:
+        config = load_storage_config(args.config)
+        secret = load_cluster_secret(config)
+    except ThreeFSError as exc:
+        print(f"threefs-storage: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    _configure_logging(config.log_level)
+    try:
+        _run_unwrapped(config, secret)
+    except ThreeFSError as exc:
+        print(f"threefs-storage: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE if exc.code == Code.CONFIG_INVALID else EXIT_FAILED
+    except OSError as exc:  # e.g. the listen port is in use
+        print(f"threefs-storage: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""BatchRead: many chunk reads on this node's targets, answered with one payload.
+
+Each read names its replica (``target_id``) and is checked on its own, so one bad read does not
+fail the batch: its result carries a STORAGE_* code and no bytes. A replica answers only while
+SERVING (STORAGE_SYNCING while syncing, STORAGE_TARGET_OFFLINE otherwise), from its committed
+version; a chunk with an update in flight (DIRTY) answers STORAGE_CHUNK_NOT_COMMITTED, except
+at the read tail (the last SERVING target), whose committed version is the latest (CRAQ). A
+missing chunk reads as a hole (code 0, no bytes). Reads run in worker threads, at most
+``max_concurrent_reads`` at once per node.
+"""
+
+from __future__ import annotations
+
+import trio
+from crc32c import crc32c
+
+from storage.components.chain_position import ChainPosition
+from storage.state import StorageState
+from storage.store.interface import ChunkId, ChunkState
+from threefs.errors import Code, ThreeFSError
+from threefs.wire.mgmtd import PublicTargetState
+from threefs.wire.storage import BatchReadRequest, BatchReadResponse, ReadIO, ReadResult
+
+__all__ = ["batch_read"]
+
+
+async def batch_read(state: StorageState, request: BatchReadRequest) -> tuple[BatchReadResponse, bytes]:
+    """The results in request order and the bytes of the successful ones, concatenated."""
+    results: list[ReadResult] = [ReadResult()] * len(request.reads)
+    chunks: list[bytes] = [b""] * len(request.reads)
+    positions: dict[tuple[int, int, int], ChainPosition] = {}
+
+    async def read_one(index: int, io: ReadIO) -> None:
+        try:
+            key = (io.chain_id, io.chain_version, io.target_id)
+            position = positions.get(key)
+            if position is None:
+                state.targets.get(io.target_id)  # TARGET_NOT_FOUND before any routing lookup
+                position = positions[key] = await state.position(io.chain_id, io.chain_version, io.target_id)
+            data, checksum, version = await _read(state, io, position)
+        except ThreeFSError as exc:
+            results[index] = ReadResult(code=int(exc.code), message=exc.message)
+            return
+        chunks[index] = data
+        results[index] = ReadResult(length=len(data), crc32c=checksum, commit_version=version)
+
+    async with trio.open_nursery() as nursery:
+        for index, io in enumerate(request.reads):
+            nursery.start_soon(read_one, index, io)
+    return BatchReadResponse(results=results), b"".join(chunks)
+
+
+async def _read(state: StorageState, io: ReadIO, position: ChainPosition) -> tuple[bytes, int, int]:
+    """``(bytes, their crc32c, commit version)`` of one read."""
+    if position.state != PublicTargetState.SERVING:
+        code = (
+            Code.STORAGE_SYNCING
+            if position.state == PublicTargetState.SYNCING
+            else Code.STORAGE_TARGET_OFFLINE
+        )
+        raise ThreeFSError(code, f"target {io.target_id} is {position.state.name} in {position.describe()}")
+    target = state.targets.get(io.target_id)
+    store = target.store
+    chunk_id = ChunkId(io.chunk.inode, io.chunk.index)
+    is_tail = position.read_tail_id == io.target_id
+
+    def read() -> tuple[bytes, int, int]:
+        meta = store.get_meta(chunk_id)
+        if meta is None:
+            return b"", 0, 0
+        if meta.state == ChunkState.DIRTY and not is_tail:
+            raise ThreeFSError(
+                Code.STORAGE_CHUNK_NOT_COMMITTED,
+                f"chunk {io.chunk} has update {meta.update_version} in flight on target {io.target_id}",
+            )
+        try:
+            data = store.read(chunk_id, io.offset, io.length)
+        except ThreeFSError as exc:
+            if exc.code == Code.STORAGE_CHUNK_NOT_FOUND:  # removed meanwhile: a hole
+                return b"", 0, 0
+            raise
+        return data, crc32c(data), meta.commit_version
+
+    result = await state.store_call(target, read, read=True)
+    state.metrics.read_ops.labels(str(io.target_id)).inc()
+    state.metrics.read_bytes.labels(str(io.target_id)).inc(len(result[0]))
+    return result

@@ -1,0 +1,305 @@
+"""A whole threefs cluster on this machine for tests and benchmarks: one mgmtd process and N
+storage processes on loopback under one directory, with targets, balanced chains and chain table
+1 set up and SERVING.
+
+Usage (trio)::
+
+    async with LocalCluster(tmp_dir, storage_nodes=3, targets_per_node=2, replication=3) as cluster:
+        cluster.mgmtd_address, cluster.secret, cluster.layout(stripe_size=4)
+
+Each process is ``sys.executable -m mgmtd.main`` / ``-m storage.main`` with a TOML config
+written here; its stdout goes to ``<name>.out`` (where the ``listening`` line is awaited) and its
+log to ``<name>.log``. Node ids: mgmtd 1, storage nodes 11, 12, ...; node ``n`` holds targets
+``n*100 + 1 .. n*100 + targets_per_node``. ``stop()`` sends SIGTERM, then SIGKILL to a process
+still alive after ``stop_timeout_s``; a failed ``start()`` stops what it started and raises
+``ClusterError`` with the tail of the failing process's log. Processes are started with plain
+``subprocess`` so a launcher (``threefs up``) may leave them running.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import trio
+
+import threefs
+from threefs.layout import Layout
+from threefs.rpc import RpcClient, RpcClientConfig
+from threefs.wire import mgmtd as wire
+
+__all__ = ["ClusterError", "LocalCluster", "NodeProcess"]
+
+_LOG_TAIL_BYTES = 3000
+_POLL_S = 0.02
+MGMTD_NODE_ID = 1
+FIRST_STORAGE_NODE_ID = 11
+TABLE_ID = 1
+
+
+class ClusterError(RuntimeError):
+    """The cluster could not be started (the message carries the relevant log's tail)."""
+
+
+@dataclass
+class NodeProcess:
+    """One started process: ``name`` (``mgmtd`` / ``storage-11``), its node id, config, output
+    files and, once it listens, its address."""
+
+    name: str
+    node_id: int
+    config_path: Path
+    out_path: Path
+    log_path: Path
+    process: subprocess.Popen[bytes]
+    address: str = ""
+
+    def log_tail(self) -> str:
+        try:
+            data = self.log_path.read_bytes()[-_LOG_TAIL_BYTES:]
+        except OSError:
+            return "(no log)"
+        return data.decode(errors="replace")
+
+
+class LocalCluster:
+    """See the module docstring. ``fsync`` goes into every storage config (off: a benchmark's
+    disk figure then compares with plain writes). ``storage_config_extra`` /
+    ``mgmtd_config_extra``: more TOML lines for the configs."""
+
+    def __init__(
+        self,
+        tmp_dir: str | Path,
+        *,
+        storage_nodes: int = 3,
+        targets_per_node: int = 1,
+        replication: int = 3,
+        chunk_size: int = 1 << 20,
+        fsync: bool = False,
+        secret: str = "local-cluster-secret",
+        cluster_id: str = "local",
+        start_timeout_s: float = 60.0,
+        stop_timeout_s: float = 10.0,
+        storage_config_extra: str = "",
+        mgmtd_config_extra: str = "",
+    ) -> None:
+        if storage_nodes < 1 or targets_per_node < 1 or not 1 <= replication <= storage_nodes:
+            raise ValueError(
+                f"need 1 <= replication ({replication}) <= storage_nodes ({storage_nodes}) "
+                f"and targets_per_node >= 1 ({targets_per_node})"
+            )
+        self.dir = Path(tmp_dir).absolute()
+        self.storage_nodes = storage_nodes
+        self.targets_per_node = targets_per_node
+        self.replication = replication
+        self.chunk_size = chunk_size
+        self.fsync = fsync
+        self.secret = secret
+        self.cluster_id = cluster_id
+        self.start_timeout_s = start_timeout_s
+        self.stop_timeout_s = stop_timeout_s
+        self.storage_config_extra = storage_config_extra
+        self.mgmtd_config_extra = mgmtd_config_extra
+        self.processes: dict[str, NodeProcess] = {}
+        self.chain_ids: list[int] = []
+        self.table_version = 0
+        self._root = Path(threefs.__file__).resolve().parent.parent
+
+    # ------------------------------------------------------------------ public view
+
+    @property
+    def mgmtd_address(self) -> str:
+        return self.processes["mgmtd"].address
+
+    @property
+    def storage_addresses(self) -> dict[int, str]:
+        return {p.node_id: p.address for p in self.processes.values() if p.name.startswith("storage-")}
+
+    @property
+    def secret_file(self) -> Path:
+        return self.dir / "secret"
+
+    def storage_node_ids(self) -> list[int]:
+        return list(range(FIRST_STORAGE_NODE_ID, FIRST_STORAGE_NODE_ID + self.storage_nodes))
+
+    def target_ids(self, node_id: int) -> list[int]:
+        return [node_id * 100 + k for k in range(1, self.targets_per_node + 1)]
+
+    def layout(self, *, stripe_size: int | None = None, base_index: int = 0, seed: int = 0) -> Layout:
+        """A file layout over chain table 1 as created (default stripe: every chain)."""
+        return Layout(
+            table_id=TABLE_ID,
+            table_version=self.table_version,
+            chunk_size=self.chunk_size,
+            stripe_size=stripe_size or len(self.chain_ids),
+            base_index=base_index,
+            seed=seed,
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> LocalCluster:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        with trio.CancelScope(shield=True):
+            await self.stop()
+
+    async def start(self) -> None:
+        """Start everything and return once every chain of table 1 is SERVING."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.secret_file.write_text(self.secret + "\n")
+        try:
+            with trio.fail_after(self.start_timeout_s):
+                await self._start()
+        except BaseException as exc:
+            with trio.CancelScope(shield=True):
+                await self.stop()
+            if isinstance(exc, trio.TooSlowError):
+                raise ClusterError(f"the cluster did not start within {self.start_timeout_s} s") from exc
+            raise
+
+    async def _start(self) -> None:
+        mgmtd = self._spawn("mgmtd", MGMTD_NODE_ID, "mgmtd.main", self._mgmtd_config())
+        await self._wait_listening(mgmtd)
+        async with RpcClient(self.secret, RpcClientConfig(connect_timeout_s=2.0)) as rpc:
+            await self._wait_primary(rpc)
+            targets = [
+                wire.TargetInfo(target_id=t, node_id=n)
+                for n in self.storage_node_ids()
+                for t in self.target_ids(n)
+            ]
+            await self._mgmtd(rpc, wire.CREATE_TARGETS, wire.CreateTargetsRequest(targets=targets))
+            nodes = [
+                self._spawn(f"storage-{n}", n, "storage.main", self._storage_config(n))
+                for n in self.storage_node_ids()
+            ]
+            for node in nodes:
+                await self._wait_listening(node)
+            await self._wait_registered(rpc)
+            generated = await self._mgmtd(
+                rpc,
+                wire.GENERATE_CHAIN_TABLE,
+                wire.GenerateChainTableRequest(table_id=TABLE_ID, replication=self.replication),
+            )
+            self.chain_ids = list(generated.chain_ids)
+            self.table_version = generated.version
+            await self._wait_serving(rpc)
+
+    async def stop(self) -> None:
+        """SIGTERM every process (storage first), then SIGKILL those still alive after
+        ``stop_timeout_s``; idempotent."""
+        alive = [p for p in reversed(list(self.processes.values())) if p.process.poll() is None]
+        for node in alive:
+            node.process.send_signal(signal.SIGTERM)
+        deadline = trio.current_time() + self.stop_timeout_s
+        for node in alive:
+            try:
+                remaining = max(deadline - trio.current_time(), 0.0)
+                await trio.to_thread.run_sync(node.process.wait, remaining)
+            except subprocess.TimeoutExpired:
+                node.process.kill()
+                node.process.wait()
+
+    # ------------------------------------------------------------------ configs and processes
+
+    def _mgmtd_config(self) -> str:
+        return (
+            f'cluster_id = "{self.cluster_id}"\nnode_id = {MGMTD_NODE_ID}\nlisten_port = 0\n'
+            f'kv_url = "sqlite:///{self.dir}/mgmtd/mgmtd.db"\ncluster_secret_file = "{self.secret_file}"\n'
+            "heartbeat_interval_s = 0.5\nheartbeat_timeout_s = 5.0\nlease_s = 2.0\n"
+            "updater_interval_s = 0.2\n" + self.mgmtd_config_extra
+        )
+
+    def _storage_config(self, node_id: int) -> str:
+        targets = "".join(f"\n[[targets]]\ntarget_id = {t}\n" for t in self.target_ids(node_id))
+        return (
+            f'cluster_id = "{self.cluster_id}"\nnode_id = {node_id}\nlisten_port = 0\n'
+            f'mgmtd_addresses = ["{self.mgmtd_address}"]\ncluster_secret_file = "{self.secret_file}"\n'
+            f'data_dir = "{self.dir}/storage-{node_id}"\nfsync = {"true" if self.fsync else "false"}\n'
+            "routing_refresh_s = 1.0\n" + self.storage_config_extra + targets
+        )
+
+    def _spawn(self, name: str, node_id: int, module: str, config: str) -> NodeProcess:
+        config_path = self.dir / f"{name}.toml"
+        config_path.write_text(config)
+        out_path, log_path = self.dir / f"{name}.out", self.dir / f"{name}.log"
+        with out_path.open("wb") as out, log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", module, "--config", str(config_path)],
+                stdout=out,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                cwd=self._root,
+                env=dict(os.environ),
+            )
+        node = NodeProcess(name, node_id, config_path, out_path, log_path, process)
+        self.processes[name] = node
+        return node
+
+    async def _wait_listening(self, node: NodeProcess) -> None:
+        """Poll ``<name>.out`` for ``<kind> <node_id> listening on HOST:PORT``."""
+        kind = node.name.split("-")[0]
+        prefix = f"{kind} {node.node_id} listening on "
+        while True:
+            for line in node.out_path.read_text(errors="replace").splitlines():
+                if line.startswith(prefix):
+                    node.address = line[len(prefix) :].strip()
+                    return
+            if node.process.poll() is not None:
+                raise ClusterError(
+                    f"{node.name} exited with status {node.process.returncode} before listening; "
+                    f"log tail:\n{node.log_tail()}"
+                )
+            await trio.sleep(_POLL_S)
+
+    async def _mgmtd(self, rpc: RpcClient, spec: object, request: object) -> object:
+        response, _ = await rpc.call(self.mgmtd_address, spec, request, timeout_s=10.0)  # type: ignore[arg-type]
+        return response
+
+    async def _wait_primary(self, rpc: RpcClient) -> None:
+        while True:
+            answer = await self._mgmtd(rpc, wire.GET_PRIMARY, wire.GetPrimaryRequest())
+            if answer.is_primary:  # type: ignore[attr-defined]
+                return
+            await trio.sleep(_POLL_S * 5)
+
+    async def _wait_registered(self, rpc: RpcClient) -> None:
+        wanted = set(self.storage_node_ids())
+        while True:
+            nodes = (await self._mgmtd(rpc, wire.LIST_NODES, wire.ListNodesRequest())).nodes  # type: ignore[attr-defined]
+            if wanted <= {n.node_id for n in nodes if n.status == wire.NodeStatus.ACTIVE}:
+                return
+            self._check_alive()
+            await trio.sleep(_POLL_S * 5)
+
+    async def _wait_serving(self, rpc: RpcClient) -> None:
+        """Until every chain of the table has all its targets SERVING and reported alive."""
+        while True:
+            reply = await self._mgmtd(rpc, wire.GET_ROUTING_INFO, wire.GetRoutingInfoRequest())
+            routing = reply.routing  # type: ignore[attr-defined]
+            ready = all(
+                r.public_state == wire.PublicTargetState.SERVING
+                and routing.targets[r.target_id].local_state != wire.LocalTargetState.OFFLINE
+                for chain_id in self.chain_ids
+                for r in routing.chains[chain_id].targets
+            )
+            if ready:
+                return
+            self._check_alive()
+            await trio.sleep(_POLL_S * 5)
+
+    def _check_alive(self) -> None:
+        for node in self.processes.values():
+            if node.process.poll() is not None:
+                raise ClusterError(
+                    f"{node.name} exited with status {node.process.returncode}; log tail:\n{node.log_tail()}"
+                )
