@@ -3,11 +3,13 @@ a target's effective local state, and keeping ``TargetInfo`` in step with its ch
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import msgspec
 
 from mgmtd.components.chain_rules import apply_update
 from mgmtd.components.routing_edit import RoutingEdit
-from threefs.wire.mgmtd import ChainInfo, LocalTargetState, NodeStatus
+from threefs.wire.mgmtd import ChainInfo, LocalTargetState, NodeStatus, PublicTargetState
 
 __all__ = ["chain_local_states", "effective_local_state", "sync_chain_targets", "update_chain"]
 
@@ -24,8 +26,25 @@ def effective_local_state(edit: RoutingEdit, target_id: int) -> LocalTargetState
     return target.local_state
 
 
-def chain_local_states(edit: RoutingEdit, chain: ChainInfo) -> dict[int, LocalTargetState]:
-    return {entry.target_id: effective_local_state(edit, entry.target_id) for entry in chain.targets}
+def chain_local_states(
+    edit: RoutingEdit, chain: ChainInfo, reported_chain_versions: Mapping[int, int] | None = None
+) -> dict[int, LocalTargetState]:
+    """Each target's effective local state. With ``reported_chain_versions`` (target id -> the
+    chain version in its last heartbeat), a SYNCING target's UPTODATE counts only when it names
+    the chain's current version: a sync finished under an older chain version (the chain changed
+    meanwhile) does not make it SERVING; it counts as ONLINE until it reports the current one."""
+    states = {}
+    for entry in chain.targets:
+        state = effective_local_state(edit, entry.target_id)
+        if (
+            reported_chain_versions is not None
+            and state == LocalTargetState.UPTODATE
+            and entry.public_state == PublicTargetState.SYNCING
+            and reported_chain_versions.get(entry.target_id, 0) != chain.chain_version
+        ):
+            state = LocalTargetState.ONLINE
+        states[entry.target_id] = state
+    return states
 
 
 def sync_chain_targets(edit: RoutingEdit, chain: ChainInfo) -> None:
@@ -40,10 +59,18 @@ def sync_chain_targets(edit: RoutingEdit, chain: ChainInfo) -> None:
             )
 
 
-def update_chain(edit: RoutingEdit, chain: ChainInfo, now_ms: int, grace_ms: int) -> ChainInfo | None:
+def update_chain(
+    edit: RoutingEdit,
+    chain: ChainInfo,
+    now_ms: int,
+    grace_ms: int,
+    reported_chain_versions: Mapping[int, int] | None = None,
+) -> ChainInfo | None:
     """Run the chain rules on ``chain`` and put the result (and its targets' states) into
-    ``edit``; returns the new chain, or None when it did not change."""
-    updated = apply_update(chain, chain_local_states(edit, chain), now_ms, grace_ms)
+    ``edit``; returns the new chain, or None when it did not change. ``reported_chain_versions``
+    as for ``chain_local_states``."""
+    local_states = chain_local_states(edit, chain, reported_chain_versions)
+    updated = apply_update(chain, local_states, now_ms, grace_ms)
     if updated is not None:
         edit.put_chain(updated)
     sync_chain_targets(edit, updated or chain)

@@ -30,9 +30,11 @@ class ChainUpdater:
 
     def _update_all(self, edit: RoutingEdit, now_ms: int) -> list[int]:
         grace_ms = self.state.config.chain_grace_ms
+        reports = self.state.live.target_reports
+        reported = {target_id: report.chain_version for target_id, report in reports.items()}
         changed = []
         for chain in list(edit.chains()):
-            updated = update_chain(edit, chain, now_ms, grace_ms)
+            updated = update_chain(edit, chain, now_ms, grace_ms, reported)
             if updated is not None:
                 changed.append(chain.chain_id)
                 states = ", ".join(f"{t.target_id}:{t.public_state.name}" for t in updated.targets)

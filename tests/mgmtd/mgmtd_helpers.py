@@ -87,6 +87,7 @@ class FakeNode:
         self.started_ms = started_ms or BASE_MS
         self.seq = 0
         self.targets: dict[int, LocalTargetState] = {}
+        self.chain_versions: dict[int, int] = {}  # target id -> chain version it reports
 
     def heartbeat(self, **overrides: object) -> HeartbeatRequest:
         self.seq += 1
@@ -100,7 +101,13 @@ class FakeNode:
             "hostname": f"host{self.node_id}",
             "addresses": [f"127.0.0.1:{7000 + self.node_id}"],
             "targets": [
-                TargetReport(target_id=tid, local_state=state, used_bytes=tid * 10, capacity_bytes=1000)
+                TargetReport(
+                    target_id=tid,
+                    local_state=state,
+                    chain_version=self.chain_versions.get(tid, 0),
+                    used_bytes=tid * 10,
+                    capacity_bytes=1000,
+                )
                 for tid, state in sorted(self.targets.items())
             ],
         }

@@ -30,6 +30,7 @@ class StorageNode:
         self.started_ms = system_now_ms()
         self.seq = 0
         self.routing_version = 0
+        self.chain_version = 0  # the chain version this node last saw (real storage nodes report it)
 
     async def run(self) -> None:
         while True:
@@ -43,7 +44,11 @@ class StorageNode:
                     sent_ms=system_now_ms(),
                     started_ms=self.started_ms,
                     addresses=[f"127.0.0.1:{7000 + self.node_id}"],
-                    targets=[wire.TargetReport(target_id=self.target_id, local_state=self.state)],
+                    targets=[
+                        wire.TargetReport(
+                            target_id=self.target_id, local_state=self.state, chain_version=self.chain_version
+                        )
+                    ],
                 )
                 reply, _ = await self.client.call(self.address, wire.HEARTBEAT, request, timeout_s=5)
                 self.routing_version = reply.routing_version
@@ -118,7 +123,10 @@ async def drive_the_chain(address: tuple[str, int]) -> None:
             version_seen = nodes[2].routing_version
 
             nodes[1].restart(ONLINE)  # back with stale data: waits, then syncs from its predecessor
-            await wait_for_chain(client, address, [(102, "SERVING"), (103, "SERVING"), (101, "SYNCING")])
+            syncing = await wait_for_chain(
+                client, address, [(102, "SERVING"), (103, "SERVING"), (101, "SYNCING")]
+            )
+            nodes[1].chain_version = syncing.chain_version
             nodes[1].state = UPTODATE  # the sync is done
             chain = await wait_for_chain(
                 client, address, [(102, "SERVING"), (103, "SERVING"), (101, "SERVING")]

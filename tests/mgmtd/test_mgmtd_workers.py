@@ -78,7 +78,14 @@ async def test_a_failed_node_leaves_its_chain_and_comes_back_through_a_sync(mgmt
     assert await mgmtd.updater.run_once() == [1]
     assert chain_states(mgmtd)[-1] == (101, "SYNCING")
     assert await mgmtd.updater.run_once() == []  # nothing moves until the sync is done
+    # A sync finished under an older chain version does not count...
     nodes[1].targets = {101: UPTODATE}
+    nodes[1].chain_versions = {101: mgmtd.routing.chains[1].chain_version - 1}
+    await beat(mgmtd, [nodes[1]])
+    assert await mgmtd.updater.run_once() == []
+    assert chain_states(mgmtd)[-1] == (101, "SYNCING")
+    # ...one under the current version does.
+    nodes[1].chain_versions = {101: mgmtd.routing.chains[1].chain_version}
     await beat(mgmtd, [nodes[1]])
     assert await mgmtd.updater.run_once() == [1]
     assert chain_states(mgmtd) == [(102, "SERVING"), (103, "SERVING"), (101, "SERVING")]
