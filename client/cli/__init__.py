@@ -10,6 +10,7 @@ configuration, 3 the cluster could not be reached, 130 interrupted. Failures pri
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -64,6 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"{exc.code.name}: {exc.message}", exit_code_for(exc))
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        # The reader went away (`threefs admin list-chains | head`): not an error. Point stdout
+        # at /dev/null so the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 0
 
 
 if __name__ == "__main__":

@@ -4,6 +4,9 @@ runs its own ``trio.run``, so these tests are sync)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from mgmtd_fake import SECRET, FakeMgmtd, ThreadedFake, unused_address
@@ -12,6 +15,8 @@ from client.cli import main
 from client.cli.common import SECRET_ENV, format_age, format_bytes, render_table
 from threefs.errors import Code, ThreeFSError
 from threefs.wire import mgmtd as wire
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -231,3 +236,34 @@ def test_output_helpers():
     assert format_age(0) == "never"
     assert format_age(10_000, now_s=12.5) == "2.5s ago"
     assert format_age(1, now_s=3 * 3600) == "3h ago"
+
+
+def test_a_closed_pipe_on_stdout_is_not_an_error(tmp_path):
+    """`threefs admin list-chains | head -1`: the reader leaves early; exit 0, no traceback."""
+    script = (
+        "import sys, client.cli as cli\n"
+        "build = cli.build_parser\n"
+        "def patched():\n"
+        "    parser = build()\n"
+        "    parse = parser.parse_args\n"
+        "    def parse_args(argv=None):\n"
+        "        args = parse(argv)\n"
+        "        def run(_):\n"
+        "            for _ in range(100000):\n"
+        "                print('chain ' * 20)\n"
+        "            return 0\n"
+        "        args.run = run\n"
+        "        return args\n"
+        "    parser.parse_args = parse_args\n"
+        "    return parser\n"
+        "cli.build_parser = patched\n"
+        "sys.exit(cli.main(['admin', '--mgmtd', '127.0.0.1:1', 'list-chains']))\n"
+    )
+    writer = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT
+    )
+    writer.stdout.readline()
+    writer.stdout.close()  # the reader goes away
+    stderr = writer.stderr.read().decode()
+    assert writer.wait(timeout=30) == 0, stderr
+    assert "Traceback" not in stderr
