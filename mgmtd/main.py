@@ -9,13 +9,10 @@ exits 1. ``--dump-config`` prints the effective configuration as TOML and exits.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import sys
-import time
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import trio
@@ -27,56 +24,14 @@ from threefs.config import config_to_dict
 from threefs.errors import Code, ThreeFSError
 from threefs.kv import Engine, open_engine, run_transaction
 from threefs.rpc import format_address
+from threefs.service import configure_logging, dump_toml
 
-__all__ = ["dump_toml", "main"]
+__all__ = ["main"]
 
 log = logging.getLogger("mgmtd")
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
-
-
-class LogfmtFormatter(logging.Formatter):
-    """``ts=... level=INFO logger=mgmtd.lease msg="..."`` (plus ``exc="..."``), one line each."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        line = (
-            f"ts={stamp}.{int(record.msecs):03d}Z level={record.levelname} logger={record.name} "
-            f"msg={json.dumps(record.getMessage())}"
-        )
-        if record.exc_info:
-            line += f" exc={json.dumps(self.formatException(record.exc_info))}"
-        return line
-
-
-def _configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(LogfmtFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
-    return json.dumps(str(value))  # JSON string escapes are valid TOML basic strings
-
-
-def dump_toml(data: dict[str, Any], table: str = "") -> str:
-    """``data`` (plain values and nested dicts) as TOML: keys first, then one ``[table]`` each."""
-    lines = [f"{key} = {_toml_value(value)}" for key, value in data.items() if not isinstance(value, dict)]
-    text = "\n".join(lines) + "\n" if lines else ""
-    for key, value in data.items():
-        if isinstance(value, dict):
-            name = f"{table}.{key}" if table else key
-            text += f"\n[{name}]\n" + dump_toml(value, name)
-    return text
 
 
 def _open_kv(url: str) -> Engine:
@@ -135,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dump_config:
         sys.stdout.write(dump_toml(config_to_dict(config)))
         return 0
-    _configure_logging(config.log_level)
+    configure_logging(config.log_level)
     try:
         secret = load_cluster_secret(config)
         engine = _open_kv(config.kv_url)

@@ -17,24 +17,19 @@ the state from the trio thread like every other reader.
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Iterator
 
 import trio
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from mgmtd.state import MgmtdState
+from threefs.service import serve_metrics
 from threefs.wire.mgmtd import LocalTargetState, NodeStatus, NodeType, PublicTargetState
 
 __all__ = ["MgmtdMetrics"]
-
-log = logging.getLogger("mgmtd.metrics")
-
-_MAX_REQUEST_BYTES = 8192
-_REQUEST_TIMEOUT_S = 5.0
 
 
 class _StateCollector(Collector):
@@ -93,39 +88,4 @@ class MgmtdMetrics:
         self, host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Serve ``GET /metrics`` on ``host:port`` until cancelled; reports the bound port."""
-        listeners = await trio.open_tcp_listeners(port, host=host)
-        task_status.started(listeners[0].socket.getsockname()[1])
-        await trio.serve_listeners(self._handle, listeners)
-
-    async def _handle(self, stream: trio.SocketStream) -> None:
-        try:
-            with trio.move_on_after(_REQUEST_TIMEOUT_S):
-                request = b""
-                while b"\r\n\r\n" not in request and len(request) < _MAX_REQUEST_BYTES:
-                    data = await stream.receive_some(4096)
-                    if not data:
-                        break
-                    request += data
-                method, _, rest = request.partition(b" ")
-                path = rest.split(b" ", 1)[0].split(b"?", 1)[0]
-                if method == b"GET" and path in (b"/metrics", b"/"):
-                    await _reply(stream, b"200 OK", CONTENT_TYPE_LATEST.encode(), self.render())
-                else:
-                    await _reply(stream, b"404 Not Found", b"text/plain", b"try GET /metrics\n")
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            log.debug("metrics request failed: %s", exc)
-        finally:
-            await stream.aclose()
-
-
-async def _reply(stream: trio.SocketStream, status: bytes, content_type: bytes, body: bytes) -> None:
-    head = (
-        b"HTTP/1.1 "
-        + status
-        + b"\r\nContent-Type: "
-        + content_type
-        + b"\r\nContent-Length: "
-        + str(len(body)).encode()
-        + b"\r\nConnection: close\r\n\r\n"
-    )
-    await stream.send_all(head + body)
+        await serve_metrics(self.registry, host, port, task_status=task_status)

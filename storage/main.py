@@ -9,17 +9,17 @@ prints one line to stderr and exits 2; a failure while running exits 1.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import sys
-import time
 
 import trio
 
 from storage.app import StorageApp
 from storage.config import StorageConfig, load_cluster_secret, load_storage_config
+from threefs.config import config_to_dict
 from threefs.errors import Code, ThreeFSError
+from threefs.service import configure_logging, dump_toml
 
 __all__ = ["main"]
 
@@ -27,29 +27,6 @@ log = logging.getLogger("storage")
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
-
-
-class LogfmtFormatter(logging.Formatter):
-    """``ts=... level=INFO logger=storage.resync msg="..."`` (plus ``exc="..."``), one line each
-    (the same format as mgmtd's)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        line = (
-            f"ts={stamp}.{int(record.msecs):03d}Z level={record.levelname} logger={record.name} "
-            f"msg={json.dumps(record.getMessage())}"
-        )
-        if record.exc_info:
-            line += f" exc={json.dumps(self.formatException(record.exc_info))}"
-        return line
-
-
-def _configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(LogfmtFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
 
 
 async def _serve(config: StorageConfig, secret: bytes) -> None:
@@ -82,14 +59,20 @@ def main(argv: list[str] | None = None) -> int:
     """Run a storage node; returns the exit code (0 after a clean stop by signal)."""
     parser = argparse.ArgumentParser(prog="threefs-storage", description="threefs storage node")
     parser.add_argument("--config", metavar="FILE", required=True, help="TOML configuration")
+    parser.add_argument(
+        "--dump-config", action="store_true", help="print the effective configuration and exit"
+    )
     args = parser.parse_args(argv)
     try:
         config = load_storage_config(args.config)
+        if args.dump_config:
+            sys.stdout.write(dump_toml(config_to_dict(config)))
+            return 0
         secret = load_cluster_secret(config)
     except ThreeFSError as exc:
         print(f"threefs-storage: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
-    _configure_logging(config.log_level)
+    configure_logging(config.log_level)
     try:
         _run_unwrapped(config, secret)
     except ThreeFSError as exc:

@@ -22,12 +22,10 @@ The HTTP server is a small trio task (no thread), like mgmtd's.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Iterator
 
 import trio
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -37,14 +35,12 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from threefs.service import serve_metrics
 from threefs.wire.mgmtd import LocalTargetState
 
 __all__ = ["StorageMetrics", "TargetSample"]
 
-log = logging.getLogger("storage.metrics")
 
-_MAX_REQUEST_BYTES = 8192
-_REQUEST_TIMEOUT_S = 5.0
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 # (target id, local state, used bytes, capacity bytes, chunk count)
@@ -140,28 +136,4 @@ class StorageMetrics:
         self, host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Serve ``GET /metrics`` on ``host:port`` until cancelled; reports the bound port."""
-        listeners = await trio.open_tcp_listeners(port, host=host)
-        task_status.started(listeners[0].socket.getsockname()[1])
-        await trio.serve_listeners(self._handle, listeners)
-
-    async def _handle(self, stream: trio.SocketStream) -> None:
-        try:
-            with trio.move_on_after(_REQUEST_TIMEOUT_S):
-                request = b""
-                while b"\r\n\r\n" not in request and len(request) < _MAX_REQUEST_BYTES:
-                    data = await stream.receive_some(4096)
-                    if not data:
-                        break
-                    request += data
-                method, _, rest = request.partition(b" ")
-                path = rest.split(b" ", 1)[0].split(b"?", 1)[0]
-                if method == b"GET" and path in (b"/metrics", b"/"):
-                    status, content_type, body = b"200 OK", CONTENT_TYPE_LATEST.encode(), self.render()
-                else:
-                    status, content_type, body = b"404 Not Found", b"text/plain", b"try GET /metrics\n"
-                head = b"HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
-                await stream.send_all(head % (status, content_type, len(body)) + body)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            log.debug("metrics request failed: %s", exc)
-        finally:
-            await stream.aclose()
+        await serve_metrics(self.registry, host, port, task_status=task_status)
