@@ -79,6 +79,13 @@ async def _read(state: StorageState, io: ReadIO, position: ChainPosition) -> tup
             if exc.code == Code.STORAGE_CHUNK_NOT_FOUND:  # removed meanwhile: a hole
                 return b"", 0, 0
             raise
+        if io.offset == 0 and len(data) == meta.length:
+            # A whole chunk: answer the checksum stored when it was written, so the client checks
+            # the bytes end to end (disk and network), and this node skips a CRC pass. If a commit
+            # slipped in between the two lookups, the data may be the newer version: recompute.
+            after = store.get_meta(chunk_id)
+            if after is not None and after.commit_version == meta.commit_version:
+                return data, meta.crc32c, meta.commit_version
         return data, crc32c(data), meta.commit_version
 
     result = await state.store_call(target, read, read=True)

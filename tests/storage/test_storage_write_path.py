@@ -243,3 +243,17 @@ async def test_a_replica_that_lost_or_garbled_a_chunk_gets_it_whole():
         for index in range(3):
             await cluster.write(key(index), b"fixed", offset=8)
             await replicas_agree(cluster, key(index), payload(index)[:8] + b"fixed" + payload(index)[13:])
+
+
+async def test_a_whole_chunk_read_carries_the_checksum_stored_at_write_time():
+    """Bit rot on a replica's disk is caught: a whole-chunk read answers the checksum recorded when
+    the chunk was written, not one computed from whatever the disk returns now."""
+    async with running_cluster() as cluster:
+        await cluster.write(key(0), b"good data")
+        result, data = await cluster.read(103, key(0))
+        assert (result.code, data, result.crc32c) == (0, b"good data", crc32c(b"good data"))
+        cluster.store(103)._chunks[ChunkId(7, 0)].data = b"bad! data"  # the disk rots
+        result, data = await cluster.read(103, key(0))
+        assert data == b"bad! data" and result.crc32c == crc32c(b"good data")  # the client will see it
+        result, data = await cluster.read(103, key(0), offset=1, length=4)  # partial: computed
+        assert (data, result.crc32c) == (b"ad! ", crc32c(b"ad! "))
