@@ -12,18 +12,11 @@ from pathlib import Path
 import msgspec
 
 from threefs.config import Section, load_config
-from threefs.errors import Code, ThreeFSError
 from threefs.rpc.config import RpcServerConfig
 from threefs.secret import SECRET_ENV, cluster_secret, resolve_beside
+from threefs.service.node_config import LOG_LEVELS, bad_setting, check_node_settings
 
 __all__ = ["LOG_LEVELS", "MgmtdConfig", "SECRET_ENV", "load_cluster_secret", "load_mgmtd_config"]
-
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-_U32_MAX = 2**32 - 1
-
-
-def _bad(key: str, rule: str, value: object) -> ThreeFSError:
-    return ThreeFSError(Code.CONFIG_INVALID, f"key '{key}' must be {rule}, not {value!r}")
 
 
 class MgmtdConfig(Section):
@@ -63,35 +56,22 @@ class MgmtdConfig(Section):
     rpc: RpcServerConfig = msgspec.field(default_factory=RpcServerConfig)
 
     def __post_init__(self) -> None:
-        if not self.cluster_id or len(self.cluster_id) > 64:
-            raise _bad("cluster_id", "1 to 64 characters", self.cluster_id)
-        if not 1 <= self.node_id <= _U32_MAX:
-            raise _bad("node_id", "in [1, 2^32)", self.node_id)
-        if not self.listen_host:
-            raise _bad("listen_host", "a host name or address", self.listen_host)
-        if not 0 <= self.listen_port <= 65535:
-            raise _bad("listen_port", "in [0, 65535]", self.listen_port)
-        if self.advertise_address and ":" not in self.advertise_address:
-            raise _bad("advertise_address", '"" or HOST:PORT', self.advertise_address)
+        check_node_settings(self)
         if not self.kv_url:
-            raise _bad("kv_url", "a KV engine URL", self.kv_url)
+            raise bad_setting("kv_url", "a KV engine URL", self.kv_url)
         for key in ("heartbeat_interval_s", "heartbeat_timeout_s", "max_clock_skew_s", "lease_s"):
             if not getattr(self, key) > 0:
-                raise _bad(key, "> 0", getattr(self, key))
+                raise bad_setting(key, "> 0", getattr(self, key))
         if self.heartbeat_timeout_s <= self.heartbeat_interval_s:
-            raise _bad(
+            raise bad_setting(
                 "heartbeat_timeout_s",
                 f"> heartbeat_interval_s ({self.heartbeat_interval_s})",
                 self.heartbeat_timeout_s,
             )
         if self.chain_grace_s < 0:
-            raise _bad("chain_grace_s", ">= 0", self.chain_grace_s)
+            raise bad_setting("chain_grace_s", ">= 0", self.chain_grace_s)
         if not self.updater_interval_s > 0:
-            raise _bad("updater_interval_s", "> 0", self.updater_interval_s)
-        if not -1 <= self.metrics_port <= 65535:
-            raise _bad("metrics_port", "-1 (off), 0 (any free port) or a port", self.metrics_port)
-        if self.log_level.upper() not in LOG_LEVELS:
-            raise _bad("log_level", f"one of {', '.join(LOG_LEVELS)}", self.log_level)
+            raise bad_setting("updater_interval_s", "> 0", self.updater_interval_s)
 
     @property
     def lease_ms(self) -> int:

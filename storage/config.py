@@ -15,10 +15,11 @@ import msgspec
 
 from client.config import MgmtdClientConfig
 from threefs.config import Section, load_config
-from threefs.errors import Code, ThreeFSError
+from threefs.errors import ThreeFSError
 from threefs.rpc import parse_address
 from threefs.rpc.config import RpcClientConfig, RpcServerConfig
 from threefs.secret import SECRET_ENV, cluster_secret, resolve_beside
+from threefs.service.node_config import LOG_LEVELS, U32_MAX, bad_setting, check_node_settings
 
 __all__ = [
     "LOG_LEVELS",
@@ -29,13 +30,6 @@ __all__ = [
     "load_storage_config",
 ]
 
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-_U32_MAX = 2**32 - 1
-
-
-def _bad(key: str, rule: str, value: object) -> ThreeFSError:
-    return ThreeFSError(Code.CONFIG_INVALID, f"key '{key}' must be {rule}, not {value!r}")
-
 
 class TargetConfig(Section):
     """One target served by this node: its id (as declared in mgmtd) and its directory ("" =
@@ -45,8 +39,8 @@ class TargetConfig(Section):
     path: str = ""
 
     def __post_init__(self) -> None:
-        if not 1 <= self.target_id <= _U32_MAX:
-            raise _bad("targets.target_id", "in [1, 2^32)", self.target_id)
+        if not 1 <= self.target_id <= U32_MAX:
+            raise bad_setting("targets.target_id", "in [1, 2^32)", self.target_id)
 
 
 class StorageConfig(Section):
@@ -85,42 +79,29 @@ class StorageConfig(Section):
     mgmtd_client: MgmtdClientConfig = msgspec.field(default_factory=MgmtdClientConfig)
 
     def __post_init__(self) -> None:
-        if not self.cluster_id or len(self.cluster_id) > 64:
-            raise _bad("cluster_id", "1 to 64 characters", self.cluster_id)
-        if not 1 <= self.node_id <= _U32_MAX:
-            raise _bad("node_id", "set, in [1, 2^32)", self.node_id)
-        if not self.listen_host:
-            raise _bad("listen_host", "a host name or address", self.listen_host)
-        if not 0 <= self.listen_port <= 65535:
-            raise _bad("listen_port", "in [0, 65535]", self.listen_port)
-        if self.advertise_address and ":" not in self.advertise_address:
-            raise _bad("advertise_address", '"" or HOST:PORT', self.advertise_address)
+        check_node_settings(self)
         if not self.mgmtd_addresses:
-            raise _bad("mgmtd_addresses", "a list of at least one HOST:PORT", self.mgmtd_addresses)
+            raise bad_setting("mgmtd_addresses", "a list of at least one HOST:PORT", self.mgmtd_addresses)
         for address in self.mgmtd_addresses:
             try:
                 parse_address(address)
             except ThreeFSError:
-                raise _bad("mgmtd_addresses", "a list of HOST:PORT", address) from None
+                raise bad_setting("mgmtd_addresses", "a list of HOST:PORT", address) from None
         if not self.data_dir:
-            raise _bad("data_dir", "a directory", self.data_dir)
+            raise bad_setting("data_dir", "a directory", self.data_dir)
         ids = [target.target_id for target in self.targets]
         if len(set(ids)) != len(ids):
-            raise _bad("targets", "distinct target ids", ids)
+            raise bad_setting("targets", "distinct target ids", ids)
         if self.heartbeat_interval_s < 0:
-            raise _bad("heartbeat_interval_s", ">= 0", self.heartbeat_interval_s)
+            raise bad_setting("heartbeat_interval_s", ">= 0", self.heartbeat_interval_s)
         for key in ("routing_refresh_s", "resync_interval_s", "update_timeout_s"):
             if not getattr(self, key) > 0:
-                raise _bad(key, "> 0", getattr(self, key))
+                raise bad_setting(key, "> 0", getattr(self, key))
         for key in ("max_concurrent_updates", "max_concurrent_reads", "dedup_seqs_per_channel"):
             if not 1 <= getattr(self, key) <= 4096:
-                raise _bad(key, "in [1, 4096]", getattr(self, key))
+                raise bad_setting(key, "in [1, 4096]", getattr(self, key))
         if not 1 <= self.dedup_max_channels <= 1 << 24:
-            raise _bad("dedup_max_channels", "in [1, 2^24]", self.dedup_max_channels)
-        if not -1 <= self.metrics_port <= 65535:
-            raise _bad("metrics_port", "-1 (off), 0 (any free port) or a port", self.metrics_port)
-        if self.log_level.upper() not in LOG_LEVELS:
-            raise _bad("log_level", f"one of {', '.join(LOG_LEVELS)}", self.log_level)
+            raise bad_setting("dedup_max_channels", "in [1, 2^24]", self.dedup_max_channels)
 
     def target_path(self, target: TargetConfig) -> Path:
         """The directory of ``target`` (its own ``path``, or one under ``data_dir``)."""
