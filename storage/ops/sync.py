@@ -47,13 +47,10 @@ async def sync_start(state: StorageState, request: SyncStartRequest) -> SyncStar
     target.synced_version = 0
     if target.local_state == LocalTargetState.UPTODATE:
         target.local_state = LocalTargetState.ONLINE
+    log.info("target %d: sync from its predecessor starts in %s", request.target_id, position.describe())
+    if not request.include_chunks:
+        return SyncStartResponse(chunks=[])
     metas = await state.store_call(target, target.store.list_meta, read=True)
-    log.info(
-        "target %d: sync from its predecessor starts in %s (%d chunks here)",
-        request.target_id,
-        position.describe(),
-        len(metas),
-    )
     return SyncStartResponse(chunks=[chunk_meta_info(meta) for meta in metas])
 
 

@@ -36,12 +36,14 @@ from storage.store.interface import ChunkId, ChunkMeta
 from threefs.errors import Code, ThreeFSError
 from threefs.wire.mgmtd import PublicTargetState
 from threefs.wire.storage import (
+    DUMP_CHUNK_META,
     REMOVE_CHUNKS,
     SYNC_DONE,
     SYNC_START,
     UPDATE_CHUNK,
     ChunkKey,
     ChunkMetaInfo,
+    DumpChunkMetaRequest,
     RemoveChunksRequest,
     SyncDoneRequest,
     SyncStartRequest,
@@ -79,6 +81,8 @@ class Resyncer:
         self.running: set[tuple[int, int]] = set()  # (chain id, syncing target id)
         self.done: dict[tuple[int, int], int] = {}  # -> chain version of the last SyncDone
         self.completed = 0
+        # Chunk metadata per DumpChunkMeta page (about 115 bytes each: ~6 MiB a page).
+        self.meta_page_chunks = 50_000
 
     def due(self) -> list[SyncJob]:
         """The syncs this node should run now (not running, not done at this chain version)."""
@@ -167,14 +171,17 @@ class Resyncer:
             job.chain_id,
             job.chain_version,
         )
-        start = await self._call(
+        await self._call(
             job,
             SYNC_START,
             SyncStartRequest(
-                chain_id=job.chain_id, chain_version=job.chain_version, target_id=job.syncing_id
+                chain_id=job.chain_id,
+                chain_version=job.chain_version,
+                target_id=job.syncing_id,
+                include_chunks=False,
             ),
         )
-        remote = {ChunkId(m.chunk.inode, m.chunk.index): m for m in start.chunks}
+        remote = await self._remote_metas(job)
         local = await state.store_call(target, target.store.list_meta, read=True)
         chunk_ids = sorted({m.chunk_id for m in local} | set(remote))
         state.metrics.resync_to_sync.labels(label).set(len(chunk_ids))
@@ -201,6 +208,21 @@ class Resyncer:
             sent,
             removed,
         )
+
+    async def _remote_metas(self, job: SyncJob) -> dict[ChunkId, ChunkMetaInfo]:
+        """Every chunk's metadata on the syncing target, fetched in pages of ``meta_page_chunks``
+        (DumpChunkMeta), so no reply outgrows the frame limit however many chunks it holds."""
+        remote: dict[ChunkId, ChunkMetaInfo] = {}
+        after: ChunkKey | None = None
+        while True:
+            self._check(job)
+            request = DumpChunkMetaRequest(target_id=job.syncing_id, after=after, limit=self.meta_page_chunks)
+            page = await self._call(job, DUMP_CHUNK_META, request)
+            for meta in page.chunks:
+                remote[ChunkId(meta.chunk.inode, meta.chunk.index)] = meta
+            if not page.more or not page.chunks:
+                return remote
+            after = page.chunks[-1].chunk
 
     async def _sync_chunk(
         self, job: SyncJob, target: Target, chunk_id: ChunkId, theirs: ChunkMetaInfo | None

@@ -59,6 +59,8 @@ async def test_a_stopped_replica_is_resynced_and_agrees():
         await cluster.update(request)
         del expected[2]
 
+        # Tiny metadata pages, so the sync pages through the syncing target's chunks.
+        cluster.nodes[3].app.resyncer.meta_page_chunks = 2
         await cluster.start_node(2)
         # Back ONLINE -> WAITING -> SYNCING (writes keep flowing) -> synced -> SERVING.
         stop = trio.Event()

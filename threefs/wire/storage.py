@@ -211,11 +211,14 @@ class DumpChunkMetaResponse(msgspec.Struct, frozen=True, kw_only=True):
 
 class SyncStartRequest(msgspec.Struct, frozen=True, kw_only=True):
     """From the predecessor to a SYNCING target: "I will sync you for this chain version";
-    the answer is every chunk's metadata on the syncing target."""
+    the answer is every chunk's metadata on the syncing target, or none when
+    ``include_chunks`` is False (the predecessor then pages through DumpChunkMeta, so a target
+    of any size fits the frame limit)."""
 
     chain_id: PositiveU32
     chain_version: PositiveU32
     target_id: PositiveU32
+    include_chunks: bool = True
 
 
 class SyncStartResponse(msgspec.Struct, frozen=True, kw_only=True):
