@@ -9,9 +9,16 @@ import msgspec
 
 from mgmtd.components.chain_rules import apply_update
 from mgmtd.components.routing_edit import RoutingEdit
+from threefs.errors import Code, ThreeFSError
 from threefs.wire.mgmtd import ChainInfo, LocalTargetState, NodeStatus, PublicTargetState
 
-__all__ = ["chain_local_states", "effective_local_state", "sync_chain_targets", "update_chain"]
+__all__ = [
+    "chain_local_states",
+    "check_may_leave_service",
+    "effective_local_state",
+    "sync_chain_targets",
+    "update_chain",
+]
 
 
 def effective_local_state(edit: RoutingEdit, target_id: int) -> LocalTargetState:
@@ -75,3 +82,23 @@ def update_chain(
         edit.put_chain(updated)
     sync_chain_targets(edit, updated or chain)
     return updated
+
+
+def check_may_leave_service(chain: ChainInfo, target_id: int) -> None:
+    """Refuse (MGMTD_INVALID_TOPOLOGY) taking ``target_id`` out of ``chain`` when it is the
+    chain's last SERVING target or its LASTSRV (whose loss needs RotateLastServing): either would
+    leave the chain with no replica holding the latest data."""
+    states = {entry.target_id: entry.public_state for entry in chain.targets}
+    state = states.get(target_id)
+    serving = [tid for tid, public in states.items() if public == PublicTargetState.SERVING]
+    if state == PublicTargetState.SERVING and serving == [target_id]:
+        raise ThreeFSError(
+            Code.MGMTD_INVALID_TOPOLOGY,
+            f"target {target_id} is the last SERVING target of chain {chain.chain_id}",
+        )
+    if state == PublicTargetState.LASTSRV:
+        raise ThreeFSError(
+            Code.MGMTD_INVALID_TOPOLOGY,
+            f"target {target_id} is the LASTSRV target of chain {chain.chain_id}: "
+            "use RotateLastServing if it is lost",
+        )

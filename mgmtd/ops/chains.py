@@ -8,7 +8,7 @@ import logging
 import msgspec
 
 from mgmtd.components.chain_rules import order_chain, rotate_last_serving
-from mgmtd.components.chain_states import sync_chain_targets
+from mgmtd.components.chain_states import check_may_leave_service, sync_chain_targets
 from mgmtd.components.routing_edit import RoutingEdit
 from mgmtd.state import MgmtdState
 from threefs.errors import Code, ThreeFSError
@@ -144,18 +144,7 @@ def _remove(edit: RoutingEdit, chain: ChainInfo, target_id: int) -> ChainInfo:
         raise ThreeFSError(
             Code.MGMTD_INVALID_TOPOLOGY, f"target {target_id} is chain {chain.chain_id}'s only target"
         )
-    if entry.public_state == PublicTargetState.SERVING and not any(
-        e.public_state == PublicTargetState.SERVING for e in others
-    ):
-        raise ThreeFSError(
-            Code.MGMTD_INVALID_TOPOLOGY,
-            f"target {target_id} is the last SERVING target of chain {chain.chain_id}",
-        )
-    if entry.public_state == PublicTargetState.LASTSRV:
-        raise ThreeFSError(
-            Code.MGMTD_INVALID_TOPOLOGY,
-            f"target {target_id} is the LASTSRV target of chain {chain.chain_id}: rotate it first",
-        )
+    check_may_leave_service(chain, target_id)
     target = edit.target(target_id)
     if target is not None:
         edit.put_target(

@@ -7,6 +7,7 @@ import logging
 import msgspec
 
 from mgmtd.components.chain_rules import order_chain
+from mgmtd.components.chain_states import check_may_leave_service
 from mgmtd.components.routing_edit import RoutingEdit
 from mgmtd.state import MgmtdState
 from threefs.errors import Code, ThreeFSError
@@ -88,18 +89,7 @@ def _offline(edit: RoutingEdit, target_id: int) -> TargetInfo:
         entries = {entry.target_id: entry for entry in chain.targets}
         entry = entries.get(target_id)
         if entry is not None and entry.public_state != PublicTargetState.OFFLINE:
-            serving = [e.target_id for e in chain.targets if e.public_state == PublicTargetState.SERVING]
-            if serving == [target_id]:
-                raise ThreeFSError(
-                    Code.MGMTD_INVALID_TOPOLOGY,
-                    f"target {target_id} is the last SERVING target of chain {chain.chain_id}",
-                )
-            if entry.public_state == PublicTargetState.LASTSRV:
-                raise ThreeFSError(
-                    Code.MGMTD_INVALID_TOPOLOGY,
-                    f"target {target_id} is the LASTSRV target of chain {chain.chain_id}: "
-                    "use RotateLastServing if it is lost",
-                )
+            check_may_leave_service(chain, target_id)
             targets = [
                 ChainTarget(e.target_id, PublicTargetState.OFFLINE) if e.target_id == target_id else e
                 for e in chain.targets
