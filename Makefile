@@ -29,7 +29,7 @@ test: lint
 	$(VPY) -m pytest -q -p no:cacheprovider
 
 run: install
-	$(VPY) -m threefs.demo
+	$(VPY) -m client.demo
 
 bench: install
 	$(VPY) bench/rpc.py
