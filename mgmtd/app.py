@@ -4,7 +4,6 @@ checker and the chain updater. ``mgmtd.main`` runs it as a process; tests run it
 from __future__ import annotations
 
 import logging
-import socket
 
 import trio
 
@@ -15,24 +14,13 @@ from mgmtd.state import MgmtdState, NowMs, system_now_ms
 from mgmtd.workers import ChainUpdater, HeartbeatChecker, LeaseKeeper
 from threefs.kv import Engine
 from threefs.rpc import RpcServer, format_address
+from threefs.service.node_config import advertise_address
 
-__all__ = ["MgmtdApp", "advertise_address"]
+__all__ = ["MgmtdApp"]
 
 log = logging.getLogger("mgmtd")
 
-_WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 _RELEASE_TIMEOUT_S = 2.0
-
-
-def advertise_address(config: MgmtdConfig, port: int) -> str:
-    """The address other nodes are told: ``advertise_address`` if set, else the listen host
-    (this host's name when listening on a wildcard) and the bound ``port``."""
-    if config.advertise_address:
-        return config.advertise_address
-    host = config.listen_host
-    if host in _WILDCARD_HOSTS:
-        host = socket.gethostname()
-    return format_address((host, port))
 
 
 class MgmtdApp:

@@ -5,7 +5,6 @@ in one process (with in-memory stores through ``open_store``)."""
 from __future__ import annotations
 
 import logging
-import socket
 from functools import partial
 from pathlib import Path
 
@@ -19,24 +18,13 @@ from storage.service import StorageService
 from storage.state import NowMs, StorageState, system_now_ms
 from storage.workers import Heartbeater, Resyncer, RoutingRefresher
 from threefs.rpc import RpcClient, RpcServer, format_address
+from threefs.service.node_config import advertise_address
 
-__all__ = ["StorageApp", "advertise_address"]
+__all__ = ["StorageApp"]
 
 log = logging.getLogger("storage")
 
-_WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 MANIFEST_NAME = "targets.json"
-
-
-def advertise_address(config: StorageConfig, port: int) -> str:
-    """The address mgmtd and peers are told: ``advertise_address`` if set, else the listen
-    host (this host's name when listening on a wildcard) and the bound ``port``."""
-    if config.advertise_address:
-        return config.advertise_address
-    host = config.listen_host
-    if host in _WILDCARD_HOSTS:
-        host = socket.gethostname()
-    return format_address((host, port))
 
 
 def _disk_opener(config: StorageConfig) -> OpenStore:

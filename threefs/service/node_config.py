@@ -7,14 +7,17 @@ the value (the loader adds the file).
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from threefs.errors import Code, ThreeFSError
+from threefs.rpc.transport import format_address
 
-__all__ = ["LOG_LEVELS", "U32_MAX", "bad_setting", "check_node_settings"]
+__all__ = ["LOG_LEVELS", "U32_MAX", "advertise_address", "bad_setting", "check_node_settings"]
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 U32_MAX = 2**32 - 1
+_WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 
 
 def bad_setting(key: str, rule: str, value: object) -> ThreeFSError:
@@ -40,3 +43,14 @@ def check_node_settings(config: Any) -> None:
         raise bad_setting("metrics_port", "-1 (off), 0 (any free port) or a port", config.metrics_port)
     if config.log_level.upper() not in LOG_LEVELS:
         raise bad_setting("log_level", f"one of {', '.join(LOG_LEVELS)}", config.log_level)
+
+
+def advertise_address(config: Any, port: int) -> str:
+    """The address other nodes are told: ``config.advertise_address`` if set, else the listen
+    host (this host's name when listening on a wildcard) and the bound ``port``."""
+    if config.advertise_address:
+        return config.advertise_address
+    host = config.listen_host
+    if host in _WILDCARD_HOSTS:
+        host = socket.gethostname()
+    return format_address((host, port))
