@@ -6,12 +6,13 @@ request and response types); servers and client stubs both refer to it and never
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
-__all__ = ["Empty", "MethodSpec", "ServiceSpec"]
+__all__ = ["Empty", "MethodSpec", "ServiceSpec", "paired_method"]
 
 
 class Empty(msgspec.Struct, frozen=True):
@@ -40,6 +41,21 @@ class MethodSpec:
                 raise TypeError(f"{self.name}: {kind.lower()} type must be a msgspec.Struct, not {tp!r}")
         object.__setattr__(self, "request_decoder", msgspec.msgpack.Decoder(self.request_type))
         object.__setattr__(self, "response_decoder", msgspec.msgpack.Decoder(self.response_type))
+
+
+def paired_method(
+    service_id: int, service_name: str, method_id: int, name: str, namespace: Mapping[str, Any]
+) -> MethodSpec:
+    """The ``MethodSpec`` of ``<service_name>.<name>``, whose types are ``<name>Request`` and
+    ``<name>Response`` in ``namespace`` (a schema module's ``globals()``): the naming rule of
+    every service schema, written once."""
+    return MethodSpec(
+        service_id,
+        method_id,
+        f"{service_name}.{name}",
+        namespace[f"{name}Request"],
+        namespace[f"{name}Response"],
+    )
 
 
 @dataclass(frozen=True)

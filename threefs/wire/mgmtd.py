@@ -24,7 +24,7 @@ from typing import Annotated
 
 import msgspec
 
-from threefs.wire.common import MethodSpec, ServiceSpec
+from threefs.wire.common import MethodSpec, ServiceSpec, paired_method
 from threefs.wire.ids import ServiceId
 
 U32 = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
@@ -396,10 +396,7 @@ class GenerateChainTableResponse(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _method(method_id: int, name: str) -> MethodSpec:
-    """``MethodSpec`` of ``Mgmtd.<name>``, with ``<name>Request`` / ``<name>Response`` from here."""
-    return MethodSpec(
-        ServiceId.MGMTD, method_id, f"Mgmtd.{name}", globals()[f"{name}Request"], globals()[f"{name}Response"]
-    )
+    return paired_method(ServiceId.MGMTD, "Mgmtd", method_id, name, globals())
 
 
 GET_PRIMARY = _method(1, "GetPrimary")

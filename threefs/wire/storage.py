@@ -24,7 +24,7 @@ from typing import Annotated
 
 import msgspec
 
-from threefs.wire.common import MethodSpec, ServiceSpec
+from threefs.wire.common import MethodSpec, ServiceSpec, paired_method
 from threefs.wire.ids import ServiceId
 
 U32 = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
@@ -258,14 +258,7 @@ class RemoveChunksResponse(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _method(method_id: int, name: str) -> MethodSpec:
-    """``MethodSpec`` of ``Storage.<name>`` with ``<name>Request`` / ``<name>Response`` from here."""
-    return MethodSpec(
-        ServiceId.STORAGE,
-        method_id,
-        f"Storage.{name}",
-        globals()[f"{name}Request"],
-        globals()[f"{name}Response"],
-    )
+    return paired_method(ServiceId.STORAGE, "Storage", method_id, name, globals())
 
 
 UPDATE_CHUNK = _method(1, "UpdateChunk")
