@@ -17,13 +17,12 @@ collide only with equal 1024-byte prefixes and equal SHA-256 digests.
 
 from __future__ import annotations
 
-import threading
-
 import psycopg
 from psycopg import sql
 
 from threefs.errors import Code, ThreeFSError
 from threefs.kv.interface import Engine, KeyValue, Transaction
+from threefs.kv.pool import IdlePool
 
 __all__ = ["PostgresEngine"]
 
@@ -144,6 +143,11 @@ class PostgresTransaction(Transaction):
             self._engine._release(conn)
 
 
+def _reusable(conn: psycopg.Connection) -> bool:
+    """Pool a connection only when it is healthy and outside any transaction."""
+    return not conn.broken and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
 class PostgresEngine(Engine):
     """A KV store in table ``table`` (created when missing) of the database ``dsn`` names.
 
@@ -159,12 +163,9 @@ class PostgresEngine(Engine):
             raise ThreeFSError(Code.INVALID_ARG, f"table must be a plain identifier, not {table!r}")
         self.dsn = dsn
         self.table = table
-        self._max_idle = max_idle
         self._connect_timeout_s = connect_timeout_s
         self._sql = _Statements(table)
-        self._pool_lock = threading.Lock()
-        self._idle: list[psycopg.Connection] = []
-        self._closed = False
+        self._pool: IdlePool[psycopg.Connection] = IdlePool(self._connect, _reusable, max_idle)
         self._create_schema()
 
     def _create_schema(self) -> None:
@@ -189,21 +190,13 @@ class PostgresEngine(Engine):
         return conn
 
     def _checkout(self, read_only: bool) -> psycopg.Connection:
-        with self._pool_lock:
-            conn = self._idle.pop() if self._idle else None
-        if conn is None:
-            conn = self._connect()
+        conn = self._pool.take()
         if conn.read_only != read_only:
             conn.read_only = read_only  # applies to the next BEGIN; the connection is idle
         return conn
 
     def _checkin(self, conn: psycopg.Connection) -> None:
-        with self._pool_lock:
-            idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-            if not self._closed and idle and not conn.broken and len(self._idle) < self._max_idle:
-                self._idle.append(conn)
-                return
-        conn.close()
+        self._pool.give(conn)
 
     def _release(self, conn: psycopg.Connection) -> None:
         """Roll back whatever the connection holds and pool it, or close it if it is broken."""
@@ -216,13 +209,9 @@ class PostgresEngine(Engine):
         self._checkin(conn)
 
     def transaction(self, read_only: bool = False) -> PostgresTransaction:
-        if self._closed:
+        if self._pool.closed:
             raise ThreeFSError(Code.KV_TXN_CLOSED, "the postgres engine is closed")
         return PostgresTransaction(self, read_only)
 
     def close(self) -> None:
-        with self._pool_lock:
-            self._closed = True
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        self._pool.close()

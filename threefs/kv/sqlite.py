@@ -18,6 +18,7 @@ from pathlib import Path
 
 from threefs.errors import Code, ThreeFSError
 from threefs.kv.interface import Engine, KeyValue, Transaction
+from threefs.kv.pool import IdlePool
 
 __all__ = ["SqliteEngine"]
 
@@ -154,9 +155,7 @@ class SqliteEngine(Engine):
         self.busy_timeout_s = float(busy_timeout_s)
         self._synchronous = synchronous.upper()
         self._writer_lock = threading.Lock()
-        self._pool_lock = threading.Lock()
-        self._idle: list[sqlite3.Connection] = []
-        self._closed = False
+        self._pool: IdlePool[sqlite3.Connection] = IdlePool(self._connect, lambda c: not c.in_transaction)
         conn = self._connect()
         try:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -166,7 +165,7 @@ class SqliteEngine(Engine):
         except sqlite3.Error as exc:
             conn.close()
             raise _map_error(exc, f"open {self.path}") from exc
-        self._idle.append(conn)
+        self._pool.give(conn)
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -179,26 +178,15 @@ class SqliteEngine(Engine):
         return conn
 
     def _checkout(self) -> sqlite3.Connection:
-        with self._pool_lock:
-            if self._idle:
-                return self._idle.pop()
-        return self._connect()
+        return self._pool.take()
 
     def _checkin(self, conn: sqlite3.Connection) -> None:
-        with self._pool_lock:
-            if not self._closed and not conn.in_transaction:
-                self._idle.append(conn)
-                return
-        conn.close()
+        self._pool.give(conn)
 
     def transaction(self, read_only: bool = False) -> SqliteTransaction:
-        if self._closed:
+        if self._pool.closed:
             raise ThreeFSError(Code.KV_TXN_CLOSED, f"the sqlite engine for {self.path} is closed")
         return SqliteTransaction(self, read_only)
 
     def close(self) -> None:
-        with self._pool_lock:
-            self._closed = True
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        self._pool.close()
