@@ -61,12 +61,16 @@ class ChunkWrite:
 
 @dataclass(frozen=True, slots=True)
 class ChunkRead:
-    """Read up to ``length`` bytes at ``offset`` of chunk ``chunk`` on chain ``chain_id``."""
+    """Read up to ``length`` bytes at ``offset`` of chunk ``chunk`` on chain ``chain_id``.
+
+    ``into``, when given, is a writable byte view of at least ``length`` bytes that the reply
+    may be received into directly (the read's result is then a view of it)."""
 
     chain_id: int
     chunk: ChunkKey
     offset: int
     length: int
+    into: memoryview | None = None
 
 
 class RequestTags:

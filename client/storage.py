@@ -135,11 +135,21 @@ class StorageClient:
             raise ThreeFSError(Code.INVALID_ARG, "read_into needs a writable buffer")
         spans = split_range(layout, offset, len(out))
         chain_of = await self._chain_resolver(layout)
-        reads = [ChunkRead(chain_of(s.index), ChunkKey(inode, s.index), s.offset, s.length) for s in spans]
+        reads = [
+            ChunkRead(
+                chain_of(s.index),
+                ChunkKey(inode, s.index),
+                s.offset,
+                s.length,
+                out[s.position : s.position + s.length],
+            )
+            for s in spans
+        ]
         results = await self.read_chunks(reads)
         for span, data in zip(spans, results, strict=True):
             got = len(data)
-            out[span.position : span.position + got] = data
+            if got and data.obj is not out.obj:  # not received in place already
+                out[span.position : span.position + got] = data
             if got < span.length:
                 out[span.position + got : span.position + span.length] = bytes(span.length - got)
         return len(out)
@@ -237,7 +247,8 @@ class StorageClient:
         ``batch_max_ios`` / ``batch_max_bytes``), spread over the SERVING replicas round-robin,
         and checked against their CRC32C. A read that fails is retried (on another replica, or
         on the tail after STORAGE_CHUNK_NOT_COMMITTED); the first read that runs out of tries
-        raises its error. The views are read-only slices of the reply payloads."""
+        raises its error. The views are slices of the reply payloads, or, for reads with
+        ``into``, views of ``into`` that the reply was received into."""
         return await self._reader.read(reads)
 
     # ------------------------------------------------------------------ routing helpers

@@ -15,7 +15,9 @@ import trio
 from client.chunk_io import REFRESH_CODES, ChunkRead, RetryBudget, batch_reads, give_up_error
 from client.routing import RoutingView
 from threefs.errors import Code, ThreeFSError
+from threefs.rpc.frame import ScatteredPayload
 from threefs.wire import storage as wire
+from threefs.wire.envelope import Envelope
 
 if TYPE_CHECKING:
     from client.storage import StorageClient
@@ -76,11 +78,11 @@ class BatchReader:
                 for _, items in batches
             ]
             if len(batches) == 1:  # the common small read: no task to spawn
-                await self._read_batch(view, batches[0][0], batches[0][1], timeouts[0], outcomes)
+                await self._read_batch(view, batches[0][0], batches[0][1], timeouts[0], reads, outcomes)
             else:
                 async with trio.open_nursery() as nursery:
                     for (node_id, items), timeout in zip(batches, timeouts, strict=True):
-                        nursery.start_soon(self._read_batch, view, node_id, items, timeout, outcomes)
+                        nursery.start_soon(self._read_batch, view, node_id, items, timeout, reads, outcomes)
             failed: list[tuple[int, ThreeFSError]] = []
             for i, target_id, outcome in outcomes:
                 if isinstance(outcome, ThreeFSError):
@@ -121,12 +123,19 @@ class BatchReader:
         node_id: int,
         items: list[tuple[int, wire.ReadIO]],
         timeout_s: float,
+        reads: Sequence[ChunkRead],
         outcomes: list[Outcome],
     ) -> None:
         """One BatchRead at ``node_id``; appends an outcome per read (the RPC's error to each when
         the call fails)."""
         client = self._client
         request = wire.BatchReadRequest(reads=[io for _, io in items])
+        sink = None
+        if all(reads[i].into is not None for i, _ in items):
+
+            def sink(envelope: Envelope, payload_len: int) -> list[memoryview] | None:
+                return _destinations(items, reads, envelope, payload_len)
+
         try:
             address = view.node_address(node_id)
             if timeout_s <= 0:
@@ -134,7 +143,7 @@ class BatchReader:
             client.stats.rpcs += 1
             async with client.limiter:
                 response, payload = await client.rpc.call(
-                    address, wire.BATCH_READ, request, timeout_s=timeout_s
+                    address, wire.BATCH_READ, request, timeout_s=timeout_s, sink=sink
                 )
         except ThreeFSError as exc:
             outcomes.extend((i, io.target_id, exc) for i, io in items)
@@ -142,15 +151,37 @@ class BatchReader:
         outcomes.extend(_parse(items, response, payload, node_id, client.config.verify_checksums))
 
 
+def _destinations(
+    items: list[tuple[int, wire.ReadIO]], reads: Sequence[ChunkRead], envelope: Envelope, payload_len: int
+) -> list[memoryview] | None:
+    """The caller's buffers to receive a BatchRead reply into (one view per read that returned
+    bytes, in order), or None when the reply does not fit them (``_parse`` then reports it)."""
+    try:
+        response = wire.BATCH_READ.response_decoder.decode(envelope.body)
+    except Exception:
+        return None
+    if len(response.results) != len(items):
+        return None
+    views = []
+    for (i, io), result in zip(items, response.results, strict=True):
+        if result.code == 0 and result.length:
+            into = reads[i].into
+            if into is None or result.length > io.length or result.length > len(into):
+                return None
+            views.append(into[: result.length])
+    return views if sum(map(len, views)) == payload_len else None
+
+
 def _parse(
     items: list[tuple[int, wire.ReadIO]],
     response: wire.BatchReadResponse,
-    payload: bytes | bytearray,
+    payload: bytes | bytearray | ScatteredPayload,
     node_id: int,
     verify: bool,
 ) -> list[Outcome]:
-    """Each read's bytes (sliced out of ``payload``) or error. A reply that does not match the
-    request (result count, lengths) fails every read with RPC_INVALID_BODY."""
+    """Each read's bytes (sliced out of ``payload``, or the caller's view it was received into)
+    or error. A reply that does not match the request (result count, lengths) fails every read
+    with RPC_INVALID_BODY."""
     results = response.results
     expected = sum(r.length for r in results if r.code == 0)
     if len(results) != len(items) or expected != len(payload):
@@ -160,6 +191,8 @@ def _parse(
             f"for {len(items)} reads ({expected} bytes announced)",
         )
         return [(i, io.target_id, bad) for i, io in items]
+    if type(payload) is ScatteredPayload:
+        return _parse_scattered(items, results, payload, verify)
     data = memoryview(payload)
     position = 0
     outcomes: list[Outcome] = []
@@ -178,14 +211,44 @@ def _parse(
                 f"node {node_id} returned {result.length} bytes of {io.chunk} for a read of {io.length}",
             )
             outcomes.append((i, io.target_id, error))
-        elif verify and crc32c.crc32c(piece) != result.crc32c:
-            error = ThreeFSError(
-                Code.STORAGE_CHECKSUM_MISMATCH,
-                f"{io.chunk} [{io.offset}, +{result.length}) from target {io.target_id}: CRC32C "
-                f"{crc32c.crc32c(piece):#010x} != {result.crc32c:#010x}",
-            )
-            log.warning("%s", error.message)
-            outcomes.append((i, io.target_id, error))
+        elif verify and (crc := crc32c.crc32c(piece)) != result.crc32c:
+            outcomes.append((i, io.target_id, _mismatch(io, result, crc)))
         else:
             outcomes.append((i, io.target_id, piece))
     return outcomes
+
+
+def _parse_scattered(
+    items: list[tuple[int, wire.ReadIO]],
+    results: list[wire.ReadResult],
+    payload: ScatteredPayload,
+    verify: bool,
+) -> list[Outcome]:
+    """``_parse`` for a reply received into the caller's views (``_destinations`` checked the
+    lengths); the reader computed each view's CRC32C as the bytes arrived."""
+    outcomes: list[Outcome] = []
+    views = iter(zip(payload.views, payload.crcs, strict=True))
+    for (i, io), result in zip(items, results, strict=True):
+        if result.code == Code.STORAGE_CHUNK_NOT_FOUND:
+            outcomes.append((i, io.target_id, _EMPTY))
+        elif result.code:
+            outcomes.append((i, io.target_id, ThreeFSError(result.code, result.message)))
+        elif not result.length:
+            outcomes.append((i, io.target_id, _EMPTY))
+        else:
+            view, crc = next(views)
+            if verify and crc != result.crc32c:
+                outcomes.append((i, io.target_id, _mismatch(io, result, crc)))
+            else:
+                outcomes.append((i, io.target_id, view))
+    return outcomes
+
+
+def _mismatch(io: wire.ReadIO, result: wire.ReadResult, crc: int) -> ThreeFSError:
+    error = ThreeFSError(
+        Code.STORAGE_CHECKSUM_MISMATCH,
+        f"{io.chunk} [{io.offset}, +{result.length}) from target {io.target_id}: CRC32C "
+        f"{crc:#010x} != {result.crc32c:#010x}",
+    )
+    log.warning("%s", error.message)
+    return error

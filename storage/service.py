@@ -13,7 +13,7 @@ from storage import ops
 from storage.state import StorageState
 from threefs.errors import ThreeFSError
 from threefs.rpc import CallContext, RpcService, rpc_method
-from threefs.rpc.transport import Buffer
+from threefs.rpc.transport import Buffer, Part
 from threefs.wire import storage as wire
 
 __all__ = ["StorageService"]
@@ -63,7 +63,7 @@ class StorageService(RpcService):
     @rpc_method(wire.BATCH_READ)
     async def batch_read(
         self, ctx: CallContext, request: wire.BatchReadRequest, payload: Buffer
-    ) -> tuple[wire.BatchReadResponse, bytes]:
+    ) -> tuple[wire.BatchReadResponse, list[Part]]:
         return await self._measured("BatchRead", ops.batch_read(self.state, request))
 
     @rpc_method(wire.QUERY_LAST_CHUNK)

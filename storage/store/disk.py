@@ -212,6 +212,33 @@ class DiskChunkStore(ChunkStore):
             return data
         raise ThreeFSError(Code.STORAGE_IO_ERROR, f"chunk {chunk_id} kept changing under a read")
 
+    def open_committed(self, chunk_id: ChunkId) -> tuple[ChunkMeta, int] | None:
+        for _ in range(_READ_ATTEMPTS):
+            with self._lock:
+                entry = self._live().entries.get(chunk_id)
+                if entry is None or entry.meta.commit_version == 0:
+                    return None
+                handle = self._state.handles.get(chunk_id)
+                if handle is not None and handle.file_gen == entry.file_gen:
+                    try:
+                        return entry.meta, os.dup(handle.fd)
+                    except OSError as exc:
+                        raise os_error(exc, f"dup {chunk_id}") from exc
+            try:
+                fd = os.open(self._path(chunk_id, entry.meta.commit_version), os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue  # a commit or remove replaced the file since the lookup: look again
+            except OSError as exc:
+                raise os_error(exc, f"open {chunk_id}") from exc
+            handle = self._adopt(chunk_id, fd, entry.file_gen)
+            try:
+                return entry.meta, os.dup(fd)
+            except OSError as exc:
+                raise os_error(exc, f"dup {chunk_id}") from exc
+            finally:
+                self._release(handle)
+        raise ThreeFSError(Code.STORAGE_IO_ERROR, f"chunk {chunk_id} kept changing under a read")
+
     def _adopt(self, chunk_id: ChunkId, fd: int, file_gen: int) -> _Handle:
         """A referenced handle for a freshly opened committed file, cached when still current."""
         handle = _Handle(fd, file_gen, refs=1)

@@ -95,6 +95,15 @@ class ChunkStore(ABC):
         DIRTY chunk still returns the committed version (the service decides whether to answer
         CHUNK_NOT_COMMITTED)."""
 
+    def open_committed(self, chunk_id: ChunkId) -> tuple[ChunkMeta, int] | None:
+        """The chunk's metadata and a new descriptor of its committed data file, for reads sent
+        without copying (sendfile); the caller owns the descriptor and closes it. The file's
+        bytes ``[0, meta.length)`` are those of ``meta.commit_version`` (their checksum is
+        ``meta.crc32c``) and never change while the descriptor is open, whatever commits or
+        removals follow. None when the chunk has no committed version, or when the store keeps
+        no files (the in-memory twin): the caller then uses ``read``. Raises STORAGE_IO_ERROR."""
+        return None
+
     @abstractmethod
     def prepare(
         self,

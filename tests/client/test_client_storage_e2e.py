@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 
 import pytest
 import trio
@@ -16,6 +17,7 @@ from client.config import MgmtdClientConfig, StorageClientConfig
 from client.mgmtd import MgmtdClient
 from client.routing import RoutingCache
 from client.storage import StorageClient
+from threefs.errors import Code, ThreeFSError
 from threefs.layout import Layout, stripe_positions
 from threefs.rpc import RpcClient
 from threefs.testing.cluster import ClusterError, LocalCluster
@@ -95,6 +97,31 @@ async def test_write_read_truncate_remove_on_a_real_cluster(tmp_path, capsys):
                 for _ in range(3):
                     assert await client.read(inode, layout, 0, len(files[inode])) == files[inode]
             assert client.stats.retries > 0
+
+
+@needs_storage
+async def test_a_chunk_file_damaged_on_disk_is_caught_by_the_reader(tmp_path):
+    """Whole-chunk reads leave the storage node with sendfile, unchecked there: the client's
+    end-to-end CRC32C check (against the checksum stored at write time) is what catches rot."""
+    async with LocalCluster(tmp_path, storage_nodes=1, targets_per_node=1, replication=1) as cluster:
+        async with RpcClient(cluster.secret) as rpc:
+            routing = RoutingCache(MgmtdClient([cluster.mgmtd_address], rpc=rpc))
+            await routing.refresh()
+            client = StorageClient(rpc, routing, StorageClientConfig(request_timeout_s=5))
+            layout = Layout(table_id=1, table_version=cluster.table_version, chunk_size=CHUNK, stripe_size=1)
+            data = pattern(2 * CHUNK, 9)
+            await client.write(7, layout, 0, data)
+            assert await client.read(7, layout, 0, len(data)) == data
+            files = sorted(p for p in tmp_path.rglob("data/*/*/*") if p.is_file())
+            assert len(files) == 2, files
+            fd = os.open(files[0], os.O_RDWR)  # rot in place: same length, one bit flipped
+            try:
+                os.pwrite(fd, bytes([os.pread(fd, 1, 0)[0] ^ 0x10]), 0)
+            finally:
+                os.close(fd)
+            with pytest.raises(ThreeFSError) as caught:
+                await client.read(7, layout, 0, len(data))
+            assert caught.value.code == Code.STORAGE_CHECKSUM_MISMATCH
 
 
 async def test_a_node_that_fails_to_start_stops_the_cluster_with_its_log(tmp_path):

@@ -246,3 +246,31 @@ def test_concurrent_updates_of_different_chunks(root: Path) -> None:
         assert store.read(chunk_id, 0, CS) == content
     assert len(data_files(root)) == 4
     store.close()
+
+
+def test_open_committed_gives_an_immutable_view_of_the_committed_version(root: Path) -> None:
+    store = DiskChunkStore.open(root, fsync=False, fd_cache_size=1)
+    assert store.open_committed(A) is None  # no such chunk
+    prepare(store, A, b"pending only")
+    assert store.open_committed(A) is None  # nothing committed yet
+    store.commit(A, 1)
+    for _ in range(2):  # the first open fills the descriptor cache, the second dups it
+        meta, fd = store.open_committed(A)
+        try:
+            assert (meta.commit_version, meta.length) == (1, 12)
+            assert os.pread(fd, 100, 0) == b"pending only" and meta.crc32c == crc32c(b"pending only")
+        finally:
+            os.close(fd)
+    meta, fd = store.open_committed(A)
+    try:
+        write(store, A, b"NEW", 0)  # commit version 2: a new file; the open one still holds version 1
+        prepare(store, A, b"", truncate_to=2)  # DIRTY: open_committed still answers version 2
+        meta2, fd2 = store.open_committed(A)
+        os.close(fd2)
+        assert (meta2.commit_version, meta2.length, meta2.state) == (2, 12, ChunkState.DIRTY)
+        store.remove(A)
+        assert store.open_committed(A) is None
+        assert os.pread(fd, 100, 0) == b"pending only"
+    finally:
+        os.close(fd)
+    store.close()

@@ -18,7 +18,7 @@ from threefs.errors import Code, ThreeFSError
 from threefs.rpc.auth import client_handshake, normalize_secret
 from threefs.rpc.config import RpcClientConfig
 from threefs.rpc.connection import ClientConnection
-from threefs.rpc.frame import BufferCache, FrameReader
+from threefs.rpc.frame import BufferCache, FrameReader, PayloadSink
 from threefs.rpc.transport import Address, Buffer, TcpTransport, Transport, format_address, parse_address
 from threefs.wire.common import MethodSpec
 
@@ -103,8 +103,15 @@ class RpcClient:
         *,
         payload: Buffer = b"",
         timeout_s: float | None = None,
-    ) -> tuple[Any, bytes | bytearray]:
+        sink: PayloadSink | None = None,
+    ) -> tuple[Any, Any]:
         """Call ``spec`` at ``address``; returns ``(response, reply_payload)``.
+
+        ``sink`` (methods with ``payload_crc_in_body`` only) may name the caller's buffers for
+        the reply payload (see ``threefs.rpc.frame.PayloadSink``); the payload is then a
+        ``ScatteredPayload`` with each view's CRC32C. While bytes land in those buffers the
+        call can be neither cancelled nor timed out: a reply that stalls past the deadline
+        closes the connection instead (RPC_CONNECTION_CLOSED).
 
         ``timeout_s`` (default ``config.default_timeout_s``) is the call's deadline: the server
         is told the time remaining and cancels the handler when it passes. (An enclosing cancel
@@ -138,7 +145,7 @@ class RpcClient:
                 raise ThreeFSError(
                     Code.RPC_DEADLINE_EXCEEDED, f"{spec.name}: no connection to {format_address(key)} in time"
                 )
-        return await connection.call(spec, request, payload, timeout_s)
+        return await connection.call(spec, request, payload, timeout_s, sink)
 
     async def _connection(self, address: Address) -> ClientConnection:
         pool = self._pools.setdefault(address, _Pool())

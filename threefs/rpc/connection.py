@@ -17,8 +17,15 @@ import outcome
 import trio
 
 from threefs.errors import Code, ThreeFSError
-from threefs.rpc.frame import HEADER_SIZE, FrameReader, encode_frame
-from threefs.rpc.transport import Buffer, Stream
+from threefs.rpc.frame import (
+    FLAG_PAYLOAD_CRC_IN_BODY,
+    HEADER_SIZE,
+    FrameReader,
+    PayloadSink,
+    ScatteredPayload,
+    encode_frame,
+)
+from threefs.rpc.transport import Buffer, FileRegion, Part, Stream
 from threefs.wire.common import MethodSpec
 from threefs.wire.envelope import Envelope, FrameKind
 
@@ -45,26 +52,33 @@ class FrameWriter:
     def __init__(self, stream: Stream, on_sent: Callable[[int], None] | None = None) -> None:
         self._stream = stream
         self._on_sent = on_sent
-        self._parts: list[Buffer] = []
+        self._parts: list[Part] = []
         self._frames = 0
+        self._regions = False  # a file region is queued: no eager (buffers-only) flush
         self._wakeup = trio.Event()
         self._sending = False  # run() is inside send_parts: nothing else may write meanwhile
 
-    def enqueue(self, head: bytearray, payload: Buffer = b"") -> None:
-        """Queue one frame (``head`` = header + envelope from ``encode_frame``)."""
+    def enqueue(self, head: bytearray, payload: Buffer | list[Part] = b"") -> None:
+        """Queue one frame (``head`` = header + envelope from ``encode_frame``; ``payload`` one
+        buffer or a list of parts)."""
         parts = self._parts
         parts.append(head)
-        if len(payload):
-            parts.append(payload)
+        if type(payload) is list:
+            for part in payload:
+                if type(part) is FileRegion:
+                    self._regions = True
+                parts.append(part)
+        elif len(payload):
+            parts.append(payload)  # type: ignore[arg-type]
         self._frames += 1
-        if self._frames >= self.EAGER_FLUSH_FRAMES and not self._sending:
+        if self._frames >= self.EAGER_FLUSH_FRAMES and not self._sending and not self._regions:
             self._flush_nowait()
         if self._parts:
             self._wakeup.set()
 
     def _flush_nowait(self) -> None:
         parts = self._parts
-        sent = self._stream.send_nowait(parts)
+        sent = self._stream.send_nowait(parts)  # type: ignore[arg-type]  (no regions queued)
         if not sent:
             return
         if sent == sum(map(len, parts)):
@@ -86,7 +100,7 @@ class FrameWriter:
             parts, frames = self._parts, self._frames
             if not parts:
                 continue
-            self._parts, self._frames = [], 0
+            self._parts, self._frames, self._regions = [], 0, False
             self._sending = True
             await self._stream.send_parts(parts)
             self._sending = False
@@ -95,6 +109,23 @@ class FrameWriter:
 
 
 _EXPIRED = object()  # what the deadline timer wakes a call with
+
+
+class _Call:
+    """A call waiting for its reply. ``receiving``: its reply's payload is being received into
+    the caller's buffers (through ``sink``) right now, so it may neither expire nor be cancelled
+    until that ends (the caller would get its buffer back while bytes still land in it)."""
+
+    __slots__ = ("deadline", "receiving", "sink", "spec", "task")
+
+    def __init__(
+        self, task: trio.lowlevel.Task, deadline: float, spec: MethodSpec, sink: PayloadSink | None
+    ) -> None:
+        self.task = task
+        self.deadline = deadline
+        self.spec = spec
+        self.sink = sink
+        self.receiving = False
 
 
 class ClientConnection:
@@ -112,8 +143,7 @@ class ClientConnection:
         self._reader = reader
         self._writer = FrameWriter(stream)
         self._max_frame_bytes = max_frame_bytes
-        # request id -> (waiting task, deadline on the trio clock)
-        self._pending: dict[int, tuple[trio.lowlevel.Task, float]] = {}
+        self._pending: dict[int, _Call] = {}
         self._next_request_id = 1
         self._cancel_scope = trio.CancelScope()
         self._timer_scope = trio.CancelScope()  # its deadline is the earliest pending deadline
@@ -142,8 +172,8 @@ class ClientConnection:
         reason = self._reason or "closed by this side"
         error = ThreeFSError(Code.RPC_CONNECTION_CLOSED, f"connection to {self.peer} lost: {reason}")
         pending, self._pending = self._pending, {}
-        for task, _ in pending.values():
-            trio.lowlevel.reschedule(task, outcome.Error(error))
+        for call in pending.values():
+            trio.lowlevel.reschedule(call.task, outcome.Error(error))
         with trio.CancelScope(shield=True):
             await self._stream.aclose()
 
@@ -158,17 +188,35 @@ class ClientConnection:
         finally:
             scope.cancel()
 
+    def _sink(self, envelope: Envelope, payload_len: int) -> list[memoryview] | None:
+        """Where the payload of a reply goes: the views of its call's sink, if it has one."""
+        call = self._pending.get(envelope.request_id)
+        if call is None or call.sink is None or envelope.kind != FrameKind.RESPONSE:
+            return None
+        views = call.sink(envelope, payload_len)
+        if views is not None:
+            call.receiving = True
+        return views
+
     async def _read_replies(self) -> None:
         pending = self._pending
+        reader = self._reader
+        sink = self._sink
         while True:
-            frame = await self._reader.read_frame()
+            frame = await reader.read_frame(sink)
             if frame is None:
                 raise ThreeFSError(Code.RPC_CONNECTION_CLOSED, "the server closed the connection")
-            entry = pending.pop(frame[0].request_id, None)
-            if entry is None:
+            call = pending.pop(frame[0].request_id, None)
+            if call is None:
                 log.debug("reply %d from %s came after its call gave up", frame[0].request_id, self.peer)
                 continue
-            trio.lowlevel.reschedule(entry[0], outcome.Value(frame))
+            if reader.last_flags & FLAG_PAYLOAD_CRC_IN_BODY and not call.spec.payload_crc_in_body:
+                error = ThreeFSError(
+                    Code.RPC_BAD_FRAME, f"{call.spec.name} reply from {self.peer} left its payload unchecked"
+                )
+                trio.lowlevel.reschedule(call.task, outcome.Error(error))
+                continue
+            trio.lowlevel.reschedule(call.task, outcome.Value(frame))
 
     async def _expire_calls(self) -> None:
         """Wake calls whose deadline passed. Sleeps until the earliest deadline; ``call`` moves
@@ -180,17 +228,28 @@ class ClientConnection:
                 await trio.sleep_forever()
             now = trio.current_time()
             earliest = math.inf
-            for request_id, (task, deadline) in list(pending.items()):
-                if deadline <= now:
+            for request_id, call in list(pending.items()):
+                if call.deadline <= now:
+                    if call.receiving:
+                        # Its bytes are landing in the caller's buffer: the only way to stop
+                        # them is to drop the connection (the call then fails as closed).
+                        self._reason = f"the reply to request {request_id} arrived too slowly"
+                        self.close()
+                        continue
                     del pending[request_id]
-                    trio.lowlevel.reschedule(task, outcome.Value(_EXPIRED))
-                elif deadline < earliest:
-                    earliest = deadline
+                    trio.lowlevel.reschedule(call.task, outcome.Value(_EXPIRED))
+                elif call.deadline < earliest:
+                    earliest = call.deadline
             self._timer_scope = trio.CancelScope(deadline=earliest)
 
     async def call(
-        self, spec: MethodSpec, request: msgspec.Struct, payload: Buffer, timeout_s: float
-    ) -> tuple[msgspec.Struct, bytes | bytearray]:
+        self,
+        spec: MethodSpec,
+        request: msgspec.Struct,
+        payload: Buffer,
+        timeout_s: float,
+        sink: PayloadSink | None = None,
+    ) -> tuple[msgspec.Struct, bytes | bytearray | ScatteredPayload]:
         """Send one request and wait for its reply; see ``RpcClient.call`` for the contract."""
         if not self.alive:
             raise ThreeFSError(Code.RPC_CONNECTION_CLOSED, f"connection to {self.peer} is closed")
@@ -200,7 +259,7 @@ class ClientConnection:
         envelope = Envelope(
             FrameKind.REQUEST, request_id, spec.service_id, spec.method_id, timeout_ms, request
         )
-        head = encode_frame(envelope, payload)
+        head = encode_frame(envelope, payload, payload_crc_in_body=spec.payload_crc_in_body)
         if len(head) - HEADER_SIZE + len(payload) > self._max_frame_bytes:
             raise ThreeFSError(
                 Code.RPC_FRAME_TOO_LARGE,
@@ -209,11 +268,14 @@ class ClientConnection:
         pending = self._pending
 
         def abort(_: object) -> trio.lowlevel.Abort:
+            waiting = pending.get(request_id)
+            if waiting is not None and waiting.receiving:
+                return trio.lowlevel.Abort.FAILED  # cancelled once its bytes are in (or it fails)
             pending.pop(request_id, None)
             return trio.lowlevel.Abort.SUCCEEDED
 
         deadline = trio.current_time() + timeout_s
-        pending[request_id] = (trio.lowlevel.current_task(), deadline)
+        pending[request_id] = _Call(trio.lowlevel.current_task(), deadline, spec, sink)
         if deadline < self._timer_scope.deadline:
             self._timer_scope.deadline = deadline
         self._writer.enqueue(head, payload)

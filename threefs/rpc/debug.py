@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-import trio
+import os
 
-from threefs.errors import ThreeFSError
+import trio
+from crc32c import crc32c
+
+from threefs.errors import Code, ThreeFSError
 from threefs.rpc.client import ServiceStub
+from threefs.rpc.frame import PayloadSink
 from threefs.rpc.server import CallContext, RpcService, rpc_method
-from threefs.rpc.transport import Buffer
+from threefs.rpc.transport import Buffer, FileRegion, Part
 from threefs.wire.debug import (
     DEBUG_SERVICE,
     ECHO,
+    ECHO_PARTS,
     FAIL,
     SLEEP,
+    EchoPartsRequest,
+    EchoPartsResponse,
     EchoRequest,
     EchoResponse,
     FailRequest,
@@ -49,6 +56,25 @@ class DebugService(RpcService):
             return response, self._reply_blob
         return response, b"" if request.drop_payload else payload
 
+    @rpc_method(ECHO_PARTS)
+    async def echo_parts(
+        self, ctx: CallContext, request: EchoPartsRequest, payload: Buffer
+    ) -> tuple[EchoPartsResponse, list[Part]]:
+        if crc32c(payload) != request.crc32c:
+            raise ThreeFSError(Code.RPC_BAD_CHECKSUM, f"payload CRC32C is not {request.crc32c:#010x}")
+        data = memoryview(payload)
+        step = -(-len(data) // request.parts) if len(data) else 0
+        pieces = [data[i : i + step] for i in range(0, len(data), step)] if step else []
+        parts: list[Part] = list(pieces)
+        if request.from_file and pieces:
+            fd = os.memfd_create("echo-parts", os.MFD_CLOEXEC)
+            try:
+                os.write(fd, data)
+                parts = [FileRegion(os.dup(fd), i * step, len(piece)) for i, piece in enumerate(pieces)]
+            finally:
+                os.close(fd)
+        return EchoPartsResponse(part_crcs=[crc32c(piece) for piece in pieces]), parts
+
     @rpc_method(SLEEP)
     async def sleep(self, ctx: CallContext, request: SleepRequest, payload: Buffer) -> SleepResponse:
         remaining = ctx.remaining()
@@ -80,6 +106,18 @@ class DebugStub(ServiceStub):
         self, request: EchoRequest, *, payload: Buffer = b"", timeout_s: float | None = None
     ) -> tuple[EchoResponse, bytes | bytearray]:
         return await self._call(ECHO, request, payload, timeout_s)
+
+    async def echo_parts(
+        self,
+        request: EchoPartsRequest,
+        *,
+        payload: Buffer = b"",
+        sink: PayloadSink | None = None,
+        timeout_s: float | None = None,
+    ) -> tuple[EchoPartsResponse, object]:
+        return await self.client.call(
+            self.address, ECHO_PARTS, request, payload=payload, timeout_s=timeout_s, sink=sink
+        )
 
     async def sleep(self, request: SleepRequest, *, timeout_s: float | None = None) -> SleepResponse:
         response, _ = await self._call(SLEEP, request, b"", timeout_s)

@@ -1,26 +1,37 @@
 """The RPC frame: a 20-byte header, the MessagePack envelope, then an optional raw payload.
 
-Header (little endian): magic ``b"3FSR"`` (0-3), version (4), flags (5, must be 0), reserved
-(6-7, must be 0), envelope length (8-11), payload length (12-15), CRC32C (16-19) of bytes 0-15 +
-envelope + payload. ``FrameReader`` parses frames off a ``Stream`` with one buffered reader;
-``decode_frame`` parses one whole frame from memory (used by tests and the fuzzer).
+Header (little endian): magic ``b"3FSR"`` (0-3), version (4), flags (5), reserved (6-7, must be
+0), envelope length (8-11), payload length (12-15), CRC32C (16-19) of bytes 0-15 + envelope +
+payload. ``FrameReader`` parses frames off a ``Stream`` with one buffered reader; ``decode_frame``
+parses one whole frame from memory (used by tests and the fuzzer).
+
+Flags: ``FLAG_PAYLOAD_CRC_IN_BODY`` (0x01) says the CRC covers bytes 0-15 and the envelope only,
+because the body carries the payload's own checksums (a chunk read's result, an update's
+``crc32c``), which the receiver checks end to end. Only methods whose spec says
+``payload_crc_in_body`` send it; a server refuses it on any other method. It saves the payload's
+second CRC pass on both sides and lets storage send chunk files with ``sendfile`` untouched.
 """
 
 from __future__ import annotations
 
+import logging
 import struct
 import sys
+from collections.abc import Callable, Sequence
 
 import msgspec
 from crc32c import crc32c
 
 from threefs.errors import Code, ThreeFSError
-from threefs.rpc.transport import Buffer, Stream
+from threefs.rpc.transport import Buffer, Part, Stream
 from threefs.wire.envelope import Envelope
 
 __all__ = [
     "AUTH_MAX_FRAME_BYTES",
     "BufferCache",
+    "FLAG_PAYLOAD_CRC_IN_BODY",
+    "PayloadSink",
+    "ScatteredPayload",
     "HEADER_SIZE",
     "MAGIC",
     "VERSION",
@@ -29,12 +40,17 @@ __all__ = [
     "decode_frame",
     "encode_frame",
     "parse_header",
+    "payload_size",
 ]
+
+log = logging.getLogger("threefs.rpc.frame")
 
 MAGIC = b"3FSR"
 VERSION = 1
 HEADER_SIZE = 20
 _PREFIX_SIZE = 16  # the header bytes the CRC covers (everything before the CRC itself)
+FLAG_PAYLOAD_CRC_IN_BODY = 0x01
+_KNOWN_FLAGS = FLAG_PAYLOAD_CRC_IN_BODY
 # Auth frames are a few hundred bytes; an unauthenticated peer may not send more than this, so it
 # cannot make the server allocate or read a large frame.
 AUTH_MAX_FRAME_BYTES = 4096
@@ -47,27 +63,41 @@ _ENCODER = msgspec.msgpack.Encoder()
 _ENVELOPE_DECODER = msgspec.msgpack.Decoder(Envelope)
 
 
-def encode_frame(envelope: Envelope, payload: Buffer = b"") -> bytearray:
+def payload_size(payload: Buffer | Sequence[Part]) -> int:
+    """Bytes in a payload given as one buffer or as a list of parts."""
+    if type(payload) is list:
+        return sum(map(len, payload))
+    return len(payload)
+
+
+def encode_frame(
+    envelope: Envelope, payload: Buffer | Sequence[Part] = b"", *, payload_crc_in_body: bool = False
+) -> bytearray:
     """Header + envelope as one buffer. The payload is not copied: send it right after.
 
-    Raises ``msgspec.EncodeError`` / ``TypeError`` if the envelope's body cannot be encoded.
+    A payload given as a list of parts (buffers and file regions) is allowed only with
+    ``payload_crc_in_body`` (its bytes are not read here). Raises ``msgspec.EncodeError`` /
+    ``TypeError`` if the envelope's body cannot be encoded.
     """
     buf = bytearray(HEADER_SIZE)
     _ENCODER.encode_into(envelope, buf, HEADER_SIZE)
-    payload_len = len(payload)
-    _PREFIX.pack_into(buf, 0, MAGIC, VERSION, 0, 0, len(buf) - HEADER_SIZE, payload_len)
+    if type(payload) is list and not payload_crc_in_body:
+        raise TypeError("a payload of parts needs payload_crc_in_body")
+    payload_len = payload_size(payload)
+    flags = FLAG_PAYLOAD_CRC_IN_BODY if payload_crc_in_body else 0
+    _PREFIX.pack_into(buf, 0, MAGIC, VERSION, flags, 0, len(buf) - HEADER_SIZE, payload_len)
     with memoryview(buf) as view:
         crc = crc32c(view[HEADER_SIZE:], crc32c(view[:_PREFIX_SIZE]))
-    if payload_len:
-        crc = crc32c(payload, crc)
+    if payload_len and not payload_crc_in_body:
+        crc = crc32c(payload, crc)  # type: ignore[arg-type]
     _CRC.pack_into(buf, _PREFIX_SIZE, crc)
     return buf
 
 
-def parse_header(data: Buffer, offset: int, max_frame_bytes: int) -> tuple[int, int, int]:
+def parse_header(data: Buffer, offset: int, max_frame_bytes: int) -> tuple[int, int, int, int]:
     """Check the header at ``data[offset:offset + HEADER_SIZE]``.
 
-    Returns ``(envelope_len, payload_len, crc)``. Raises ``ThreeFSError`` with RPC_BAD_FRAME
+    Returns ``(envelope_len, payload_len, flags, crc)``. Raises ``ThreeFSError`` with RPC_BAD_FRAME
     (magic, flags, reserved, empty envelope), RPC_VERSION_MISMATCH or RPC_FRAME_TOO_LARGE; after
     any of these the stream cannot be trusted.
     """
@@ -76,7 +106,7 @@ def parse_header(data: Buffer, offset: int, max_frame_bytes: int) -> tuple[int, 
         raise ThreeFSError(Code.RPC_BAD_FRAME, f"bad magic {magic!r}")
     if version != VERSION:
         raise ThreeFSError(Code.RPC_VERSION_MISMATCH, f"frame version {version}, this side speaks {VERSION}")
-    if flags or reserved:
+    if flags & ~_KNOWN_FLAGS or reserved:
         raise ThreeFSError(Code.RPC_BAD_FRAME, f"unknown flags {flags:#x} / reserved {reserved:#x}")
     if envelope_len == 0:
         raise ThreeFSError(Code.RPC_BAD_FRAME, "empty envelope")
@@ -85,7 +115,7 @@ def parse_header(data: Buffer, offset: int, max_frame_bytes: int) -> tuple[int, 
             Code.RPC_FRAME_TOO_LARGE,
             f"frame of {envelope_len + payload_len} bytes exceeds the limit of {max_frame_bytes}",
         )
-    return envelope_len, payload_len, crc
+    return envelope_len, payload_len, flags, crc
 
 
 def decode_envelope(data: Buffer) -> Envelope:
@@ -109,13 +139,33 @@ def decode_frame(data: bytes, max_frame_bytes: int) -> tuple[Envelope, bytes]:
     short, long, malformed, too large or fails its CRC."""
     if len(data) < HEADER_SIZE:
         raise ThreeFSError(Code.RPC_BAD_FRAME, f"frame of {len(data)} bytes is shorter than its header")
-    envelope_len, payload_len, expected = parse_header(data, 0, max_frame_bytes)
+    envelope_len, payload_len, flags, expected = parse_header(data, 0, max_frame_bytes)
     if len(data) != HEADER_SIZE + envelope_len + payload_len:
         raise ThreeFSError(Code.RPC_BAD_FRAME, "frame length does not match its header")
     envelope_bytes = bytes(data[HEADER_SIZE : HEADER_SIZE + envelope_len])
     payload = bytes(data[HEADER_SIZE + envelope_len :])
-    _check_crc(expected, crc32c(payload, crc32c(envelope_bytes, crc32c(data[:_PREFIX_SIZE]))))
+    crc = crc32c(envelope_bytes, crc32c(data[:_PREFIX_SIZE]))
+    if not flags & FLAG_PAYLOAD_CRC_IN_BODY:
+        crc = crc32c(payload, crc)
+    _check_crc(expected, crc)
     return decode_envelope(envelope_bytes), payload
+
+
+def _ask_sink(sink: PayloadSink, envelope: Envelope, payload_len: int) -> list[memoryview] | None:
+    """The sink's views, or None when it declines, fails, or gives views that do not add up."""
+    try:
+        views = sink(envelope, payload_len)
+    except Exception:
+        log.exception("payload sink failed; receiving into a buffer instead")
+        return None
+    if views is None:
+        return None
+    if sum(map(len, views)) != payload_len or any(
+        view.readonly or view.format != "B" or not view.c_contiguous for view in views
+    ):
+        log.error("payload sink gave views that do not fit %d bytes; receiving into a buffer", payload_len)
+        return None
+    return views
 
 
 class BufferCache:
@@ -152,12 +202,35 @@ class BufferCache:
         return fresh
 
 
+class ScatteredPayload:
+    """A payload that a ``PayloadSink`` had received straight into the caller's buffers:
+    ``views`` (as the sink gave them, filled) and ``crcs``, the CRC32C of each view's bytes,
+    computed as they arrived."""
+
+    __slots__ = ("crcs", "views")
+
+    def __init__(self, views: list[memoryview], crcs: list[int]) -> None:
+        self.views = views
+        self.crcs = crcs
+
+    def __len__(self) -> int:
+        return sum(map(len, self.views))
+
+
+# Called with the (CRC-checked) envelope of a frame flagged FLAG_PAYLOAD_CRC_IN_BODY and its
+# payload length, before the payload is read: writable byte views whose lengths add up to the
+# payload length to receive it into, or None to receive it into a buffer of its own as usual.
+PayloadSink = Callable[[Envelope, int], list[memoryview] | None]
+
+
 class FrameReader:
     """Reads frames off a stream through one reusable buffer.
 
     Small frames are parsed straight out of the buffer (one receive often brings many); a large
     envelope or payload is received directly into its own ``bytearray``, which is handed out
-    without another copy. Only one task may call ``read_frame`` at a time.
+    without another copy, or, through a ``PayloadSink``, into the caller's own buffers. Only
+    one task may call ``read_frame`` at a time. ``last_flags`` holds the flags of the frame
+    ``read_frame`` returned last.
     """
 
     def __init__(
@@ -175,26 +248,65 @@ class FrameReader:
         self._direct_threshold = buffer_bytes // 4
         self._start = 0  # first unparsed byte
         self._end = 0  # end of received bytes
+        self.last_flags = 0
 
-    async def read_frame(self) -> tuple[Envelope, bytes | bytearray] | None:
+    async def read_frame(
+        self, sink: PayloadSink | None = None
+    ) -> tuple[Envelope, bytes | bytearray | ScatteredPayload] | None:
         """The next frame as ``(envelope, payload)``; None when the peer closed between frames.
 
-        Raises ``ThreeFSError``: RPC_CONNECTION_CLOSED (closed mid-frame or a stream error), or a
-        header/CRC/envelope error from ``parse_header`` / ``decode_envelope`` (the stream is then
-        out of sync and must be closed).
+        With ``FLAG_PAYLOAD_CRC_IN_BODY`` the payload is not checked here (the caller checks it
+        against the body), and ``sink``, when given, may have it received into its own views
+        (the payload is then a ``ScatteredPayload``). Raises ``ThreeFSError``:
+        RPC_CONNECTION_CLOSED (closed mid-frame or a stream error), or a header/CRC/envelope
+        error from ``parse_header`` / ``decode_envelope`` (the stream is then out of sync and
+        must be closed).
         """
         if self._end - self._start < HEADER_SIZE and not await self._fill(HEADER_SIZE, eof_ok=True):
             return None
         start = self._start
-        envelope_len, payload_len, expected = parse_header(self._buf, start, self.max_frame_bytes)
+        envelope_len, payload_len, flags, expected = parse_header(self._buf, start, self.max_frame_bytes)
         crc = crc32c(self._view[start : start + _PREFIX_SIZE])
         self._start = start + HEADER_SIZE
         envelope_bytes, crc = await self._read_exact(envelope_len, crc)
+        self.last_flags = flags
+        if flags & FLAG_PAYLOAD_CRC_IN_BODY:
+            _check_crc(expected, crc)
+            envelope = decode_envelope(envelope_bytes)
+            if not payload_len:
+                return envelope, b""
+            views = _ask_sink(sink, envelope, payload_len) if sink is not None else None
+            if views is not None:
+                return envelope, ScatteredPayload(views, await self._receive_views(views))
+            return envelope, (await self._read_exact(payload_len, 0))[0]
         payload: bytes | bytearray = b""
         if payload_len:
             payload, crc = await self._read_exact(payload_len, crc)
         _check_crc(expected, crc)
         return decode_envelope(envelope_bytes), payload
+
+    async def _receive_views(self, views: list[memoryview]) -> list[int]:
+        """Fill ``views`` in order from the stream (bytes already buffered first); the CRC32C of
+        each, computed piece by piece while the bytes are still in the CPU cache."""
+        crcs = []
+        for view in views:
+            size = len(view)
+            got = min(self._end - self._start, size)
+            crc = 0
+            if got:
+                view[:got] = self._view[self._start : self._start + got]
+                crc = crc32c(view[:got])
+                self._start += got
+                if self._start == self._end:
+                    self._start = self._end = 0
+            while got < size:
+                received = await self._stream.receive_into(view[got:])
+                if not received:
+                    raise ThreeFSError(Code.RPC_CONNECTION_CLOSED, f"{self._stream.peer} closed mid-frame")
+                crc = crc32c(view[got : got + received], crc)
+                got += received
+            crcs.append(crc)
+        return crcs
 
     async def _read_exact(self, size: int, crc: int) -> tuple[bytes | bytearray, int]:
         """The next ``size`` bytes, and ``crc`` carried over them."""

@@ -23,8 +23,16 @@ from threefs.errors import Code, ThreeFSError
 from threefs.rpc.auth import normalize_secret, server_handshake
 from threefs.rpc.config import RpcServerConfig
 from threefs.rpc.connection import FrameWriter
-from threefs.rpc.frame import AUTH_MAX_FRAME_BYTES, HEADER_SIZE, BufferCache, FrameReader, encode_frame
-from threefs.rpc.transport import Stream, TcpTransport, Transport
+from threefs.rpc.frame import (
+    AUTH_MAX_FRAME_BYTES,
+    FLAG_PAYLOAD_CRC_IN_BODY,
+    HEADER_SIZE,
+    BufferCache,
+    FrameReader,
+    encode_frame,
+    payload_size,
+)
+from threefs.rpc.transport import FileRegion, Stream, TcpTransport, Transport
 from threefs.wire.common import MethodSpec, ServiceSpec
 from threefs.wire.envelope import Envelope, FrameKind
 
@@ -58,7 +66,9 @@ def rpc_method(spec: MethodSpec) -> Callable[[Handler], Handler]:
     """Mark ``async def handler(self, ctx, request, payload)`` as the implementation of ``spec``.
 
     The handler returns the response struct, or ``(response, payload)`` to send bulk bytes
-    back; it raises ``ThreeFSError`` to answer an error. It is cancelled when the deadline passes.
+    back; a method whose spec has ``payload_crc_in_body`` may give the payload as a list of
+    parts (buffers and ``FileRegion``s, sent with sendfile). It raises ``ThreeFSError`` to
+    answer an error. It is cancelled when the deadline passes.
     """
 
     def mark(handler: Handler) -> Handler:
@@ -250,6 +260,11 @@ class _ServerConnection:
                 log.warning("bad request from %s: %s", self.peer, message)
                 self._reply_error(envelope, Code.RPC_INVALID_BODY, message)
                 continue
+            if self._reader.last_flags & FLAG_PAYLOAD_CRC_IN_BODY and not method.spec.payload_crc_in_body:
+                message = f"{method.spec.name} requests must checksum their payload in the frame"
+                log.warning("bad request from %s: %s", self.peer, message)
+                self._reply_error(envelope, Code.RPC_BAD_FRAME, message)
+                continue
             nursery.start_soon(self._handle, method, envelope, request, payload)
 
     def _misrouted(self, envelope: Envelope) -> tuple[Code, str]:
@@ -275,9 +290,11 @@ class _ServerConnection:
                 self._reply_error(envelope, Code.RPC_DEADLINE_EXCEEDED, message)
                 return
             response, reply_payload = result if type(result) is tuple else (result, b"")
-            if not isinstance(reply_payload, bytes | bytearray | memoryview):
+            if type(reply_payload) is list and spec.payload_crc_in_body:
+                reply_payload = [_byte_part(part) for part in reply_payload]
+            elif not isinstance(reply_payload, bytes | bytearray | memoryview):
                 raise TypeError(f"handler returned a {type(reply_payload).__name__} payload, not bytes")
-            if type(reply_payload) is memoryview and reply_payload.format != "B":
+            elif type(reply_payload) is memoryview and reply_payload.format != "B":
                 reply_payload = reply_payload.cast("B")  # lengths on the wire count bytes
             if type(response) is not spec.response_type:
                 raise TypeError(
@@ -286,7 +303,7 @@ class _ServerConnection:
             reply = Envelope(
                 FrameKind.RESPONSE, envelope.request_id, spec.service_id, spec.method_id, 0, response
             )
-            head = encode_frame(reply, reply_payload)
+            head = encode_frame(reply, reply_payload, payload_crc_in_body=spec.payload_crc_in_body)
         except ThreeFSError as exc:
             self._reply_error(envelope, exc.code, exc.message)
             return
@@ -294,9 +311,18 @@ class _ServerConnection:
             log.exception("%s from %s failed unexpectedly", spec.name, self.peer)
             self._reply_error(envelope, Code.INTERNAL, f"{spec.name} failed: {type(exc).__name__}: {exc}")
             return
-        if len(head) - HEADER_SIZE + len(reply_payload) > self._max_frame_bytes:
+        if len(head) - HEADER_SIZE + payload_size(reply_payload) > self._max_frame_bytes:
             message = f"{spec.name} reply exceeds the frame limit of {self._max_frame_bytes}"
             log.error("%s (to %s)", message, self.peer)
             self._reply_error(envelope, Code.RPC_FRAME_TOO_LARGE, message)
             return
         self._writer.enqueue(head, reply_payload)
+
+
+def _byte_part(part: object) -> object:
+    """A payload part as sent: file regions and byte buffers as they are."""
+    if type(part) is FileRegion or type(part) is bytes or type(part) is bytearray:
+        return part
+    if type(part) is memoryview:
+        return part if part.format == "B" else part.cast("B")
+    raise TypeError(f"handler returned a payload part of type {type(part).__name__}")

@@ -17,12 +17,58 @@ import trio
 
 from threefs.errors import Code, ThreeFSError
 
-__all__ = ["Address", "Stream", "TcpStream", "TcpTransport", "Transport", "format_address", "parse_address"]
+__all__ = [
+    "Address",
+    "FileRegion",
+    "Part",
+    "Stream",
+    "TcpStream",
+    "TcpTransport",
+    "Transport",
+    "format_address",
+    "parse_address",
+]
 
 log = logging.getLogger("threefs.rpc.transport")
 
 Address = tuple[str, int]
 Buffer = bytes | bytearray | memoryview
+
+
+class FileRegion:
+    """``length`` bytes of the open file ``fd`` from ``offset``, to be sent without entering user
+    space (``os.sendfile``). The region owns ``fd``: it is closed by ``close()``, after the bytes
+    are sent, or when the region is collected, whichever comes first. The file's bytes in the
+    region must not change until then (storage sends immutable chunk versions)."""
+
+    __slots__ = ("fd", "length", "offset")
+
+    def __init__(self, fd: int, offset: int, length: int) -> None:
+        self.fd = fd
+        self.offset = offset
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def read(self) -> bytes:
+        """The region's bytes (for streams that cannot send a file)."""
+        data = os.pread(self.fd, self.length, self.offset)
+        if len(data) != self.length:
+            raise ThreeFSError(Code.STORAGE_IO_ERROR, f"file region of {self.length} bytes came back short")
+        return data
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self.close()
+
+
+# What a frame is sent as: buffers, and file regions (payloads only).
+Part = Buffer | FileRegion
 
 # The kernel's limit of buffers per sendmsg (IOV_MAX on Linux).
 _IOV_MAX = 1024
@@ -66,12 +112,13 @@ class Stream(Protocol):
 
     peer: str
 
-    async def send_parts(self, parts: Sequence[Buffer]) -> None:
-        """Send every part, in order, without copying them into one buffer."""
+    async def send_parts(self, parts: Sequence[Part]) -> None:
+        """Send every part, in order, without copying them into one buffer; file regions are
+        closed once sent."""
 
     def send_nowait(self, parts: Sequence[Buffer]) -> int:
         """Send what the kernel takes without blocking; returns the bytes sent (0 on any error:
-        the next ``send_parts`` reports it)."""
+        the next ``send_parts`` reports it). Buffers only."""
 
     async def receive_into(self, buffer: memoryview) -> int:
         """Receive at least one byte into ``buffer``; 0 means the peer closed its side."""
@@ -108,18 +155,48 @@ class TcpStream:
         except OSError:  # not TCP (e.g. a socketpair in tests)
             pass
 
-    async def send_parts(self, parts: Sequence[Buffer]) -> None:
-        # One sendmsg gathers all parts; on a partial send the rest is sliced as memoryviews.
-        pending: list[Buffer] = list(parts)
+    async def send_parts(self, parts: Sequence[Part]) -> None:
+        # Runs of buffers go out with one gathered sendmsg each (on a partial send the rest is
+        # sliced as memoryviews); a file region goes out with sendfile, kernel to kernel.
+        pending: list[Buffer] = []
         try:
-            while pending:
-                sent = await self._sock.sendmsg(pending[:_IOV_MAX])
-                while pending and sent >= len(pending[0]):
-                    sent -= len(pending.pop(0))
-                if sent:
-                    pending[0] = memoryview(pending[0])[sent:]
+            for part in parts:
+                if type(part) is FileRegion:
+                    await self._send_buffers(pending)
+                    await self._send_region(part)
+                else:
+                    pending.append(part)  # type: ignore[arg-type]
+            await self._send_buffers(pending)
         except (OSError, trio.ClosedResourceError) as exc:
             raise ThreeFSError(Code.RPC_CONNECTION_CLOSED, f"send to {self.peer} failed: {exc}") from exc
+
+    async def _send_buffers(self, pending: list[Buffer]) -> None:
+        while pending:
+            sent = await self._sock.sendmsg(pending[:_IOV_MAX])
+            while pending and sent >= len(pending[0]):
+                sent -= len(pending.pop(0))
+            if sent:
+                pending[0] = memoryview(pending[0])[sent:]
+
+    async def _send_region(self, region: FileRegion) -> None:
+        offset, remaining = region.offset, region.length
+        try:
+            while remaining:
+                await trio.lowlevel.checkpoint_if_cancelled()
+                try:
+                    sent = os.sendfile(self._sock.fileno(), region.fd, offset, remaining)
+                except BlockingIOError:
+                    await trio.lowlevel.wait_writable(self._sock)
+                    continue
+                if not sent:
+                    # The peer has the header announcing these bytes: the stream cannot go on.
+                    raise ThreeFSError(
+                        Code.RPC_CONNECTION_CLOSED, f"send to {self.peer}: file region ended early"
+                    )
+                offset += sent
+                remaining -= sent
+        finally:
+            region.close()
 
     def send_nowait(self, parts: Sequence[Buffer]) -> int:
         fd = self._sock.fileno()

@@ -23,6 +23,10 @@ class Empty(msgspec.Struct, frozen=True):
 class MethodSpec:
     """One RPC method: its ids, its name and the request/response struct types.
 
+    ``payload_crc_in_body``: the request's and the response's bodies carry the checksums of
+    their payloads (and the receiving code checks them), so frames of this method leave the
+    payload out of the frame CRC (``threefs.rpc.frame.FLAG_PAYLOAD_CRC_IN_BODY``).
+
     ``request_decoder`` / ``response_decoder`` are built once here so the hot path never builds
     a decoder.
     """
@@ -32,6 +36,7 @@ class MethodSpec:
     name: str
     request_type: type[msgspec.Struct]
     response_type: type[msgspec.Struct]
+    payload_crc_in_body: bool = False
     request_decoder: Any = field(init=False, repr=False, compare=False)
     response_decoder: Any = field(init=False, repr=False, compare=False)
 
@@ -44,7 +49,13 @@ class MethodSpec:
 
 
 def paired_method(
-    service_id: int, service_name: str, method_id: int, name: str, namespace: Mapping[str, Any]
+    service_id: int,
+    service_name: str,
+    method_id: int,
+    name: str,
+    namespace: Mapping[str, Any],
+    *,
+    payload_crc_in_body: bool = False,
 ) -> MethodSpec:
     """The ``MethodSpec`` of ``<service_name>.<name>``, whose types are ``<name>Request`` and
     ``<name>Response`` in ``namespace`` (a schema module's ``globals()``): the naming rule of
@@ -55,6 +66,7 @@ def paired_method(
         f"{service_name}.{name}",
         namespace[f"{name}Request"],
         namespace[f"{name}Response"],
+        payload_crc_in_body,
     )
 
 

@@ -15,6 +15,9 @@ from threefs.wire.ids import ServiceId
 __all__ = [
     "DEBUG_SERVICE",
     "ECHO",
+    "ECHO_PARTS",
+    "EchoPartsRequest",
+    "EchoPartsResponse",
     "EchoRequest",
     "EchoResponse",
     "FAIL",
@@ -72,10 +75,29 @@ class FailResponse(msgspec.Struct, frozen=True):
     """Never sent: the Fail method always fails."""
 
 
+class EchoPartsRequest(msgspec.Struct, frozen=True):
+    """Echo the payload back in ``parts`` pieces (a method with ``payload_crc_in_body``: the
+    frame CRC leaves payloads out). ``crc32c`` is the payload's checksum, which the server
+    checks (RPC_BAD_CHECKSUM); with ``from_file`` the pieces are sent from a file (sendfile)."""
+
+    crc32c: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+    parts: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
+    from_file: bool = False
+
+
+class EchoPartsResponse(msgspec.Struct, frozen=True):
+    """The CRC32C of each piece of the reply payload, in order."""
+
+    part_crcs: list[int]
+
+
 ECHO = MethodSpec(ServiceId.DEBUG, 1, "Debug.Echo", EchoRequest, EchoResponse)
 SLEEP = MethodSpec(ServiceId.DEBUG, 2, "Debug.Sleep", SleepRequest, SleepResponse)
 FAIL = MethodSpec(ServiceId.DEBUG, 3, "Debug.Fail", FailRequest, FailResponse)
+ECHO_PARTS = MethodSpec(
+    ServiceId.DEBUG, 4, "Debug.EchoParts", EchoPartsRequest, EchoPartsResponse, payload_crc_in_body=True
+)
 
 RETIRED_METHOD_IDS: dict[int, str] = {}
 
-DEBUG_SERVICE = ServiceSpec(ServiceId.DEBUG, "Debug", (ECHO, SLEEP, FAIL), RETIRED_METHOD_IDS)
+DEBUG_SERVICE = ServiceSpec(ServiceId.DEBUG, "Debug", (ECHO, SLEEP, FAIL, ECHO_PARTS), RETIRED_METHOD_IDS)

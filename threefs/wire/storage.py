@@ -257,12 +257,15 @@ class RemoveChunksResponse(msgspec.Struct, frozen=True, kw_only=True):
     removed: U64
 
 
-def _method(method_id: int, name: str) -> MethodSpec:
-    return paired_method(ServiceId.STORAGE, "Storage", method_id, name, globals())
+def _method(method_id: int, name: str, *, payload_crc_in_body: bool = False) -> MethodSpec:
+    return paired_method(
+        ServiceId.STORAGE, "Storage", method_id, name, globals(), payload_crc_in_body=payload_crc_in_body
+    )
 
 
-UPDATE_CHUNK = _method(1, "UpdateChunk")
-BATCH_READ = _method(2, "BatchRead")
+# The update's ``crc32c`` and each read result's ``crc32c`` check the payloads end to end.
+UPDATE_CHUNK = _method(1, "UpdateChunk", payload_crc_in_body=True)
+BATCH_READ = _method(2, "BatchRead", payload_crc_in_body=True)
 QUERY_LAST_CHUNK = _method(3, "QueryLastChunk")
 SPACE_INFO = _method(4, "SpaceInfo")
 CREATE_TARGET = _method(5, "CreateTarget")
