@@ -88,7 +88,8 @@ async def test_a_killed_storage_node_keeps_every_acknowledged_write(tmp_path):
         await mgmtd.stop()
 
 
-async def test_a_chain_of_three_survives_its_middle_node_and_resyncs_it(tmp_path):
+@pytest.mark.parametrize("victim", [2, 1], ids=["middle", "head"])
+async def test_a_chain_of_three_survives_a_killed_node_and_resyncs_it(tmp_path, victim):
     mgmtd = mgmtd_process(tmp_path)
     nodes = {}
     try:
@@ -105,10 +106,10 @@ async def test_a_chain_of_three_survives_its_middle_node_and_resyncs_it(tmp_path
                 for first in range(3):
                     nursery.start_soon(writer.run, first, 3)
                 await writer.until_acked(30)
-                nodes[2].kill()  # the middle replica dies in the middle of the stream
-                await nodes[2].process.wait()
+                nodes[victim].kill()  # a replica (middle or head) dies in the middle of the stream
+                await nodes[victim].process.wait()
                 await writer.until_acked(writer.acked + 40)  # the chain goes on without it
-                await nodes[2].start()
+                await nodes[victim].start()
                 await client.wait_all_serving(40)  # resynced while the writes go on
                 await writer.until_acked(writer.acked + 20)
                 writer.stop.set()
