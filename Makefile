@@ -34,6 +34,7 @@ run: install
 bench: install
 	$(VPY) bench/rpc.py
 	$(VPY) bench/kv.py
+	$(VPY) bench/meta.py
 
 docs: install
 	$(VPY) -m threefs.errors_doc --write docs/errors.md

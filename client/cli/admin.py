@@ -1,6 +1,7 @@
 """`threefs admin ...`: cluster administration through the primary mgmtd (list nodes, targets,
 chains and tables; create targets, chains and tables; take targets and nodes out of service).
-The commands that also talk to storage nodes live in ``client.cli.storage_admin``.
+The commands that also talk to storage nodes live in ``client.cli.storage_admin``, those on the
+namespace (through a meta server) in ``client.cli.meta_admin``.
 
 Each command is an async function ``(mgmtd, args) -> (data, text)``: ``data`` is what ``--json``
 prints, ``text`` the human-readable form.
@@ -18,7 +19,7 @@ from typing import Any, TypeVar
 
 import trio
 
-from client.cli import storage_admin
+from client.cli import meta_admin, storage_admin
 from client.cli.common import (
     EXIT_USAGE,
     Connection,
@@ -412,3 +413,4 @@ def register(subparsers: Any) -> None:
     parser.add_argument("target_ids", type=id_list, nargs="+", metavar="TARGET_IDS")
 
     storage_admin.register(add)
+    meta_admin.register(add)

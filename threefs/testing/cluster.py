@@ -1,19 +1,22 @@
-"""A whole threefs cluster on this machine for tests and benchmarks: one mgmtd process and N
-storage processes on loopback under one directory, with targets, balanced chains and chain table
-1 set up and SERVING.
+"""A whole threefs cluster on this machine for tests and benchmarks: one mgmtd process, N
+storage processes and M meta servers on loopback under one directory, with targets, balanced
+chains and chain table 1 set up and SERVING.
 
 Usage (trio)::
 
     async with LocalCluster(tmp_dir, storage_nodes=3, targets_per_node=2, replication=3) as cluster:
         cluster.mgmtd_address, cluster.secret, cluster.layout(stripe_size=4)
 
-Each process is ``sys.executable -m mgmtd.main`` / ``-m storage.main`` with a TOML config
-written here; its stdout goes to ``<name>.out`` (where the ``listening`` line is awaited) and its
-log to ``<name>.log``. Node ids: mgmtd 1, storage nodes 11, 12, ...; node ``n`` holds targets
-``n*100 + 1 .. n*100 + targets_per_node``. ``stop()`` sends SIGTERM, then SIGKILL to a process
-still alive after ``stop_timeout_s``; a failed ``start()`` stops what it started and raises
-``ClusterError`` with the tail of the failing process's log. Processes are started with plain
-``subprocess`` so a launcher (``threefs up``) may leave them running.
+Each process is ``sys.executable -m mgmtd.main`` / ``-m storage.main`` / ``-m meta.main`` with a
+TOML config written here; its stdout goes to ``<name>.out`` (where the ``listening`` line is
+awaited) and its log to ``<name>.log``. Node ids: mgmtd 1, storage nodes 11, 12, ...; node ``n``
+holds targets ``n*100 + 1 .. n*100 + targets_per_node``; meta servers 1001, 1002, ..., started
+once the chains are SERVING, all on one KV engine (``meta_kv_url``, default a sqlite file
+``<dir>/meta/meta.db``) and registered ACTIVE at mgmtd when ``start()`` returns. ``stop()``
+sends SIGTERM, then SIGKILL to a process still alive after ``stop_timeout_s``; a failed
+``start()`` stops what it started and raises ``ClusterError`` with the tail of the failing
+process's log. Processes are started with plain ``subprocess`` so a launcher (``threefs up``)
+may leave them running.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ _LOG_TAIL_BYTES = 3000
 _POLL_S = 0.02
 MGMTD_NODE_ID = 1
 FIRST_STORAGE_NODE_ID = 11
+FIRST_META_NODE_ID = 1001
 TABLE_ID = 1
 
 
@@ -70,7 +74,9 @@ class NodeProcess:
 class LocalCluster:
     """See the module docstring. ``fsync`` goes into every storage config (off: a benchmark's
     disk figure then compares with plain writes). ``storage_config_extra`` /
-    ``mgmtd_config_extra``: more TOML lines for the configs."""
+    ``mgmtd_config_extra`` / ``meta_config_extra``: more TOML lines for the configs (keys not
+    already set here). ``meta_servers`` (0: none), ``meta_kv_url``, ``gc_delay_s`` and
+    ``session_prune_interval_s`` configure the meta servers."""
 
     def __init__(
         self,
@@ -87,6 +93,11 @@ class LocalCluster:
         stop_timeout_s: float = 10.0,
         storage_config_extra: str = "",
         mgmtd_config_extra: str = "",
+        meta_servers: int = 1,
+        meta_kv_url: str = "",
+        gc_delay_s: float = 0.0,
+        session_prune_interval_s: float = 1.0,
+        meta_config_extra: str = "",
     ) -> None:
         if storage_nodes < 1 or targets_per_node < 1 or not 1 <= replication <= storage_nodes:
             raise ValueError(
@@ -105,6 +116,13 @@ class LocalCluster:
         self.stop_timeout_s = stop_timeout_s
         self.storage_config_extra = storage_config_extra
         self.mgmtd_config_extra = mgmtd_config_extra
+        if meta_servers < 0:
+            raise ValueError(f"meta_servers must be >= 0, not {meta_servers}")
+        self.meta_servers = meta_servers
+        self.meta_kv_url = meta_kv_url or f"sqlite:///{self.dir}/meta/meta.db"
+        self.gc_delay_s = gc_delay_s
+        self.session_prune_interval_s = session_prune_interval_s
+        self.meta_config_extra = meta_config_extra
         self.processes: dict[str, NodeProcess] = {}
         self.chain_ids: list[int] = []
         self.table_version = 0
@@ -121,11 +139,19 @@ class LocalCluster:
         return {p.node_id: p.address for p in self.processes.values() if p.name.startswith("storage-")}
 
     @property
+    def meta_addresses(self) -> list[str]:
+        """The meta servers' addresses, in node id order."""
+        return [self.processes[f"meta-{n}"].address for n in self.meta_node_ids()]
+
+    @property
     def secret_file(self) -> Path:
         return self.dir / "secret"
 
     def storage_node_ids(self) -> list[int]:
         return list(range(FIRST_STORAGE_NODE_ID, FIRST_STORAGE_NODE_ID + self.storage_nodes))
+
+    def meta_node_ids(self) -> list[int]:
+        return list(range(FIRST_META_NODE_ID, FIRST_META_NODE_ID + self.meta_servers))
 
     def target_ids(self, node_id: int) -> list[int]:
         return [node_id * 100 + k for k in range(1, self.targets_per_node + 1)]
@@ -193,6 +219,15 @@ class LocalCluster:
             self.chain_ids = list(generated.chain_ids)
             self.table_version = generated.version
             await self._wait_serving(rpc)
+            if self.meta_servers:
+                (self.dir / "meta").mkdir(exist_ok=True)
+                metas = [
+                    self._spawn(f"meta-{n}", n, "meta.main", self._meta_config(n))
+                    for n in self.meta_node_ids()
+                ]
+                for node in metas:
+                    await self._wait_listening(node)
+                await self._wait_registered(rpc, set(self.meta_node_ids()))
 
     async def stop(self) -> None:
         """SIGTERM every process (storage first), then SIGKILL those still alive after
@@ -226,6 +261,15 @@ class LocalCluster:
             f'mgmtd_addresses = ["{self.mgmtd_address}"]\ncluster_secret_file = "{self.secret_file}"\n'
             f'data_dir = "{self.dir}/storage-{node_id}"\nfsync = {"true" if self.fsync else "false"}\n'
             "routing_refresh_s = 1.0\n" + self.storage_config_extra + targets
+        )
+
+    def _meta_config(self, node_id: int) -> str:
+        return (
+            f'cluster_id = "{self.cluster_id}"\nnode_id = {node_id}\nlisten_port = 0\n'
+            f'mgmtd_addresses = ["{self.mgmtd_address}"]\ncluster_secret_file = "{self.secret_file}"\n'
+            f'kv_url = "{self.meta_kv_url}"\nrouting_refresh_s = 1.0\ngc_interval_s = 0.5\n'
+            f"gc_delay_s = {self.gc_delay_s!r}\n"
+            f"session_prune_interval_s = {self.session_prune_interval_s!r}\n" + self.meta_config_extra
         )
 
     def _spawn(self, name: str, node_id: int, module: str, config: str) -> NodeProcess:
@@ -272,8 +316,8 @@ class LocalCluster:
                 return
             await trio.sleep(_POLL_S * 5)
 
-    async def _wait_registered(self, rpc: RpcClient) -> None:
-        wanted = set(self.storage_node_ids())
+    async def _wait_registered(self, rpc: RpcClient, wanted: set[int] | None = None) -> None:
+        wanted = set(self.storage_node_ids()) if wanted is None else wanted
         while True:
             nodes = (await self._mgmtd(rpc, wire.LIST_NODES, wire.ListNodesRequest())).nodes  # type: ignore[attr-defined]
             if wanted <= {n.node_id for n in nodes if n.status == wire.NodeStatus.ACTIVE}:

@@ -1,0 +1,1 @@
+"""Building blocks of meta operations: name rules, path resolution, permission checks."""

@@ -1,0 +1,136 @@
+"""The driver of every meta operation: one serializable transaction, retried on conflict, with
+the first result of each request id recorded in the same transaction.
+
+``run_op(env, fn, request_id=..., response_type=...)`` runs ``fn(ctx)`` in a worker thread
+through ``threefs.kv.run_transaction_async``. With a ``RequestId`` it first looks up
+``IDEM`` + client + seq: when present, the recorded response is returned without running ``fn``
+(a retry after a lost reply gets the first answer); otherwise ``fn``'s response is recorded
+together with its changes. Failures are not recorded: a request that failed changed nothing,
+so running it again is safe (it may then succeed, e.g. after the blocking entry went away).
+Records carry their creation time; ``prune_idempotency_records`` drops those older than the
+retention (clients retry for far less).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import msgspec
+
+from meta.store.alloc import InodeAllocator
+from threefs.kv import keys
+from threefs.kv.interface import Engine, Transaction
+from threefs.kv.retry import run_transaction, run_transaction_async
+from threefs.wire.meta import Caller, RequestId
+
+__all__ = ["MetaEnv", "OpContext", "execute_op", "prune_idempotency_records", "run_op"]
+
+R = TypeVar("R")
+
+_ENCODER = msgspec.msgpack.Encoder()
+
+
+class _IdemRecord(msgspec.Struct, frozen=True, array_like=True):
+    created_ns: int
+    response: msgspec.Raw
+
+
+_IDEM_DECODER = msgspec.msgpack.Decoder(_IdemRecord)
+
+
+@dataclass
+class MetaEnv:
+    """What operations need besides the transaction: the engine, the id allocator, the clock
+    and the policies (GC delay, root squash rules). One per meta server (and per test)."""
+
+    engine: Engine
+    allocator: InodeAllocator
+    gc_delay_ns: int = 0
+    clock_ns: Callable[[], int] = time.time_ns
+    max_retries: int = 50
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OpContext:
+    """One attempt of one operation: its transaction, its caller and the time it runs at (one
+    ``now_ns`` per attempt, so every time an operation stamps is the same)."""
+
+    txn: Transaction
+    caller: Caller
+    now_ns: int
+    env: MetaEnv
+
+    def new_inode_id(self) -> int:
+        return self.env.allocator.allocate()
+
+
+def _attempt(env: MetaEnv, caller: Caller, request_id: RequestId | None, fn: Callable[[OpContext], R],
+             response_type: type[R] | None, txn: Transaction) -> R:  # fmt: skip
+    key = None
+    if request_id is not None and response_type is not None:
+        key = keys.idempotency_key(request_id.client_id, request_id.seq)
+        raw = txn.get(key)
+        if raw is not None:
+            record = _IDEM_DECODER.decode(raw)
+            return msgspec.msgpack.decode(record.response, type=response_type)
+    ctx = OpContext(txn=txn, caller=caller, now_ns=env.clock_ns(), env=env)
+    response = fn(ctx)
+    if key is not None:
+        txn.set(key, _ENCODER.encode(_IdemRecord(ctx.now_ns, msgspec.Raw(_ENCODER.encode(response)))))
+    return response
+
+
+async def run_op(
+    env: MetaEnv,
+    fn: Callable[[OpContext], R],
+    *,
+    caller: Caller,
+    request_id: RequestId | None = None,
+    response_type: type[R] | None = None,
+    read_only: bool = False,
+) -> R:
+    """Run ``fn`` as one transaction (see the module docstring); raises what ``fn`` raises, or
+    KV_RETRY_LIMIT after ``env.max_retries`` conflicts."""
+    return await run_transaction_async(
+        env.engine,
+        lambda txn: _attempt(env, caller, request_id, fn, response_type, txn),
+        read_only=read_only,
+        max_retries=env.max_retries,
+    )
+
+
+def execute_op(
+    env: MetaEnv,
+    fn: Callable[[OpContext], R],
+    *,
+    caller: Caller,
+    request_id: RequestId | None = None,
+    response_type: type[R] | None = None,
+    read_only: bool = False,
+) -> R:
+    """``run_op`` for synchronous callers (unit tests, fsck tools)."""
+    return run_transaction(
+        env.engine,
+        lambda txn: _attempt(env, caller, request_id, fn, response_type, txn),
+        read_only=read_only,
+        max_retries=env.max_retries,
+    )
+
+
+def prune_idempotency_records(env: MetaEnv, older_than_ns: int, batch: int = 1000) -> int:
+    """Delete up to ``batch`` records created before ``older_than_ns``; returns how many."""
+
+    def prune(txn: Transaction) -> int:
+        begin, end = keys.prefix_range(keys.Prefix.IDEMPOTENCY.value)
+        removed = 0
+        for key, value in txn.snapshot_get_range(begin, end, limit=batch):
+            if _IDEM_DECODER.decode(value).created_ns < older_than_ns:
+                txn.clear(key)
+                removed += 1
+        return removed
+
+    return run_transaction(env.engine, prune, max_retries=env.max_retries)
