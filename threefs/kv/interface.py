@@ -294,9 +294,13 @@ class Engine(ABC):
     the first to end rather than failing at commit, so one thread must not hold two.
     ``max_key_bytes`` is ``MAX_KEY_BYTES`` except where the engine stores keys under a prefix
     of its own (fdb with ``prefix``), which FoundationDB's limit also counts.
+    ``local_reads`` is True for engines whose read-only transactions touch only local memory or
+    a local file and take microseconds (mem, sqlite): an event loop may run them inline instead
+    of in a worker thread, whose GIL hand-off per query costs more than the query.
     """
 
     serializes_writers: bool = False
+    local_reads: bool = False
     max_key_bytes: int = MAX_KEY_BYTES
 
     @abstractmethod

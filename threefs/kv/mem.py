@@ -181,6 +181,8 @@ class MemTransaction(Transaction):
 class MemEngine(Engine):
     """An empty in-memory store per instance (URL ``mem://``)."""
 
+    local_reads = True
+
     def __init__(self) -> None:
         self._store = _Store()
         self._closed = False

@@ -114,8 +114,10 @@ async def run_transaction_async(
     max_backoff: float = DEFAULT_MAX_BACKOFF_S,
     read_only: bool = False,
     on_retry: OnRetry | None = None,
+    limiter: trio.CapacityLimiter | None = None,
 ) -> T:
-    """``run_transaction`` for trio: each attempt runs whole in a worker thread, pauses use trio.
+    """``run_transaction`` for trio: each attempt runs whole in a worker thread (at most
+    ``limiter``'s tokens at once, default trio's), pauses use trio.
 
     Cancellation: an attempt already in its thread runs to its end (commit or rollback), so
     none is left half-done; the cancellation is raised after it, or during a pause between
@@ -128,7 +130,7 @@ async def run_transaction_async(
     while True:
         attempts += 1
         try:
-            return await trio.to_thread.run_sync(_attempt, engine, fn, read_only)
+            return await trio.to_thread.run_sync(_attempt, engine, fn, read_only, limiter=limiter)
         except ThreeFSError as exc:
             _check_retry(exc, attempts, max_retries, on_retry)
         await trio.sleep(backoff.next_delay())

@@ -143,6 +143,7 @@ class SqliteEngine(Engine):
     """
 
     serializes_writers = True
+    local_reads = True
 
     def __init__(self, path: str | Path, *, busy_timeout_s: float = 5.0, synchronous: str = "FULL") -> None:
         if synchronous.upper() not in _SYNCHRONOUS_MODES:
