@@ -214,6 +214,21 @@ class Transaction(ABC):
             raise
         self._closed = True
 
+    # ---- savepoints (engines with ``supports_savepoints``) ---------------------------------
+
+    def savepoint(self) -> None:
+        """Mark a point that ``rollback_to_savepoint`` can return to (one level, not nested).
+        Raises NOT_IMPLEMENTED on engines without ``supports_savepoints``."""
+        raise ThreeFSError(Code.NOT_IMPLEMENTED, f"{type(self).__name__} has no savepoints")
+
+    def release_savepoint(self) -> None:
+        """Keep everything done since ``savepoint`` and forget the mark."""
+        raise ThreeFSError(Code.NOT_IMPLEMENTED, f"{type(self).__name__} has no savepoints")
+
+    def rollback_to_savepoint(self) -> None:
+        """Undo every write since ``savepoint`` and forget the mark; the transaction goes on."""
+        raise ThreeFSError(Code.NOT_IMPLEMENTED, f"{type(self).__name__} has no savepoints")
+
     def rollback(self) -> None:
         """Discard the writes and release the transaction; a no-op when already closed."""
         if not self._closed:
@@ -297,10 +312,14 @@ class Engine(ABC):
     ``local_reads`` is True for engines whose read-only transactions touch only local memory or
     a local file and take microseconds (mem, sqlite): an event loop may run them inline instead
     of in a worker thread, whose GIL hand-off per query costs more than the query.
+    ``supports_savepoints``: transactions implement ``savepoint`` / ``release_savepoint`` /
+    ``rollback_to_savepoint`` (sqlite), so several independent operations can share one
+    transaction, each undone alone when it fails (group commit).
     """
 
     serializes_writers: bool = False
     local_reads: bool = False
+    supports_savepoints: bool = False
     max_key_bytes: int = MAX_KEY_BYTES
 
     @abstractmethod

@@ -106,6 +106,19 @@ class SqliteTransaction(Transaction):
     def _do_add_read_conflict_range(self, begin: bytes, end: bytes) -> None:
         self._connection()  # read-write transactions are serial: holding the lock is enough
 
+    def savepoint(self) -> None:
+        self._check_open()
+        self._execute("savepoint", "SAVEPOINT op", ())
+
+    def release_savepoint(self) -> None:
+        self._check_open()
+        self._execute("release savepoint", "RELEASE op", ())
+
+    def rollback_to_savepoint(self) -> None:
+        self._check_open()
+        self._execute("rollback to savepoint", "ROLLBACK TO op", ())
+        self._execute("release savepoint", "RELEASE op", ())
+
     def _do_commit(self) -> None:
         if self._conn is None:
             return  # never begun: nothing read, nothing written
@@ -144,6 +157,7 @@ class SqliteEngine(Engine):
 
     serializes_writers = True
     local_reads = True
+    supports_savepoints = True
 
     def __init__(self, path: str | Path, *, busy_timeout_s: float = 5.0, synchronous: str = "FULL") -> None:
         if synchronous.upper() not in _SYNCHRONOUS_MODES:

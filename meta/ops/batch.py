@@ -1,0 +1,123 @@
+"""Group commit: mutating operations that arrive together share one KV transaction.
+
+On an engine that serializes writers (sqlite), every write transaction pays a BEGIN, a COMMIT
+and its fsync, one after another. ``GroupCommitter`` collects the operations submitted while a
+batch is being committed and runs the next ones as one transaction, each inside a savepoint: an
+operation that fails is rolled back to its savepoint alone (its caller gets its error) and the
+others still commit. The batch runs in one worker thread call. Serializability holds because
+the operations of a batch run one after another inside a serial transaction, exactly as if
+each had its own.
+
+Leader protocol (no background task): the first submitter becomes the leader and runs batches
+until the queue is empty; later submitters wait for their result. The leader's loop is shielded
+from cancellation, so a cancelled leader still finishes the batch others wait on (like an
+operation already in its worker thread, which also runs to its end).
+
+If a batch's commit fails, nothing of it happened: each of its operations then runs again on
+its own through ``fallback`` (the ordinary retried path), so a retryable commit error costs a
+retry, not a failure; so does an operation that failed with a retryable error in the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import outcome
+import trio
+
+from threefs.kv.interface import Engine, Transaction
+
+__all__ = ["GroupCommitter"]
+
+Attempt = Callable[[Transaction], Any]
+
+
+class _Pending:
+    __slots__ = ("attempt", "done", "fallback", "result")
+
+    def __init__(self, attempt: Attempt, fallback: Callable[[], Awaitable[Any]]) -> None:
+        self.attempt = attempt
+        self.fallback = fallback
+        self.done = trio.Event()
+        self.result: outcome.Outcome | None = None
+
+
+class GroupCommitter:
+    """Batches write attempts on ``engine`` (which must support savepoints); at most
+    ``max_batch`` operations per transaction, run in a worker thread through ``limiter``."""
+
+    def __init__(self, engine: Engine, *, max_batch: int = 64, limiter: trio.CapacityLimiter | None = None):
+        if not engine.supports_savepoints:
+            raise ValueError(f"{type(engine).__name__} has no savepoints: it cannot group commits")
+        self._engine = engine
+        self._max_batch = max_batch
+        self._limiter = limiter
+        self._queue: list[_Pending] = []
+        self._leading = False
+        self.batches = 0  # statistics: transactions committed, and the operations in them
+        self.operations = 0
+
+    async def submit(self, attempt: Attempt, fallback: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``attempt(txn)`` in a shared transaction and return its result (or raise its
+        error). ``fallback()`` runs the operation on its own if the shared commit fails."""
+        pending = _Pending(attempt, fallback)
+        self._queue.append(pending)
+        if self._leading:
+            try:
+                await pending.done.wait()
+            except trio.Cancelled:
+                if pending in self._queue:  # not taken yet: it never runs
+                    self._queue.remove(pending)
+                    raise
+                with trio.CancelScope(shield=True):  # taken: its transaction is in flight
+                    await pending.done.wait()
+                raise
+        else:
+            self._leading = True
+            try:
+                with trio.CancelScope(shield=True):
+                    while self._queue:
+                        batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
+                        await self._run(batch)
+            finally:
+                self._leading = False
+        assert pending.result is not None
+        return pending.result.unwrap()
+
+    async def _run(self, batch: list[_Pending]) -> None:
+        try:
+            results = await trio.to_thread.run_sync(self._run_in_thread, batch, limiter=self._limiter)
+        except BaseException:
+            results = None
+        if results is None:  # the shared commit failed: nothing happened, run each alone
+            for pending in batch:
+                pending.result = await outcome.acapture(pending.fallback)
+                pending.done.set()
+            return
+        self.batches += 1
+        self.operations += len(batch)
+        for pending, result in zip(batch, results, strict=True):
+            if isinstance(result, outcome.Error) and getattr(result.error, "retryable", False):
+                # e.g. a conflict: the ordinary path retries it with backoff
+                result = await outcome.acapture(pending.fallback)
+            pending.result = result
+            pending.done.set()
+
+    def _run_in_thread(self, batch: list[_Pending]) -> list[outcome.Outcome]:
+        txn = self._engine.transaction()
+        results: list[outcome.Outcome] = []
+        try:
+            for pending in batch:
+                txn.savepoint()
+                result = outcome.capture(pending.attempt, txn)
+                if isinstance(result, outcome.Error):
+                    txn.rollback_to_savepoint()
+                else:
+                    txn.release_savepoint()
+                results.append(result)
+            txn.commit()
+        except BaseException:
+            txn.rollback()
+            raise
+        return results

@@ -1,0 +1,88 @@
+"""GroupCommitter: concurrent mutating ops share sqlite transactions, each in a savepoint."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from meta.ops.batch import GroupCommitter
+from threefs.errors import Code, ThreeFSError
+from threefs.kv import open_engine
+from threefs.kv.retry import run_transaction, run_transaction_async
+
+
+@pytest.fixture
+def engine(tmp_path):
+    with open_engine(f"sqlite://{tmp_path}/kv.db?busy_timeout=5") as engine:
+        yield engine
+
+
+def read_all(engine) -> dict[bytes, bytes]:
+    return dict(run_transaction(engine, lambda txn: txn.get_range(b"", b"\xff"), read_only=True))
+
+
+async def test_ops_submitted_together_share_a_transaction_and_fail_alone(engine):
+    committer = GroupCommitter(engine, limiter=trio.CapacityLimiter(1))
+    results: dict[int, object] = {}
+
+    def op(i: int):
+        def attempt(txn):
+            txn.set(b"k%03d" % i, b"v")
+            if i % 5 == 0:
+                raise ThreeFSError(Code.META_EXISTS, f"op {i} refused")  # after a write: rolled back
+            return i
+
+        return attempt
+
+    async def fallback_never():
+        raise AssertionError("no fallback expected")
+
+    async def submit(i: int) -> None:
+        try:
+            results[i] = await committer.submit(op(i), fallback_never)
+        except ThreeFSError as exc:
+            results[i] = exc.code
+
+    async with trio.open_nursery() as nursery:
+        for i in range(40):
+            nursery.start_soon(submit, i)
+    assert results == {i: (Code.META_EXISTS if i % 5 == 0 else i) for i in range(40)}
+    assert set(read_all(engine)) == {b"k%03d" % i for i in range(40) if i % 5}
+    assert committer.operations == 40 and committer.batches < 40  # some shared a transaction
+
+
+async def test_a_retryable_failure_runs_alone_through_the_fallback(engine):
+    committer = GroupCommitter(engine)
+    calls = []
+
+    def conflicting(txn):
+        raise ThreeFSError(Code.KV_CONFLICT, "busy")
+
+    async def fallback():
+        calls.append("fallback")
+        return await run_transaction_async(engine, lambda txn: txn.set(b"x", b"1") or "alone")
+
+    assert await committer.submit(conflicting, fallback) == "alone"
+    assert calls == ["fallback"] and read_all(engine) == {b"x": b"1"}
+
+
+async def test_a_failed_commit_runs_every_op_alone(engine, monkeypatch):
+    committer = GroupCommitter(engine)
+    original = committer._run_in_thread
+
+    def broken(batch):
+        original(batch[:0])  # an empty transaction, then the commit "fails"
+        raise ThreeFSError(Code.KV_COMMIT_UNKNOWN, "lost")
+
+    monkeypatch.setattr(committer, "_run_in_thread", broken)
+
+    async def fallback():
+        return "alone"
+
+    assert await committer.submit(lambda txn: txn.set(b"y", b"2"), fallback) == "alone"
+    assert read_all(engine) == {}
+
+
+def test_engines_without_savepoints_are_refused():
+    with open_engine("mem://") as engine, pytest.raises(ValueError):
+        GroupCommitter(engine)
