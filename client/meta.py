@@ -480,3 +480,54 @@ class MetaClient:
         request = wire.FsckRequest(repair=repair, caller=self._caller(caller))
         long_s = max(self.config.request_timeout_s, 300.0)  # a whole-namespace scan
         return await self.call(wire.FSCK, request, timeout_s=long_s, attempt_timeout_s=long_s)
+
+    # ------------------------------------------------------------------ extended attributes
+
+    async def get_xattr(
+        self, path: PathLike, name: bytes, *, follow: bool = True, caller: Caller | None = None
+    ) -> bytes:
+        """The value of xattr ``name`` (META_NO_XATTR when absent)."""
+        request = wire.GetXattrRequest(
+            at=to_path_at(path), name=name, follow=follow, caller=self._caller(caller)
+        )
+        return (await self.call(wire.GET_XATTR, request)).value
+
+    async def set_xattr(
+        self,
+        path: PathLike,
+        name: bytes,
+        value: bytes,
+        *,
+        flags: int = 0,
+        follow: bool = True,
+        caller: Caller | None = None,
+    ) -> Inode:
+        """Set xattr ``name`` (``flags``: ``wire.XattrFlags`` CREATE / REPLACE)."""
+        request = wire.SetXattrRequest(
+            at=to_path_at(path),
+            name=name,
+            value=value,
+            flags=flags,
+            follow=follow,
+            request=self.next_request_id(),
+            caller=self._caller(caller),
+        )
+        return (await self.call(wire.SET_XATTR, request)).inode
+
+    async def list_xattr(
+        self, path: PathLike, *, follow: bool = True, caller: Caller | None = None
+    ) -> list[bytes]:
+        request = wire.ListXattrRequest(at=to_path_at(path), follow=follow, caller=self._caller(caller))
+        return (await self.call(wire.LIST_XATTR, request)).names
+
+    async def remove_xattr(
+        self, path: PathLike, name: bytes, *, follow: bool = True, caller: Caller | None = None
+    ) -> Inode:
+        request = wire.RemoveXattrRequest(
+            at=to_path_at(path),
+            name=name,
+            follow=follow,
+            request=self.next_request_id(),
+            caller=self._caller(caller),
+        )
+        return (await self.call(wire.REMOVE_XATTR, request)).inode

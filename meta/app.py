@@ -137,7 +137,13 @@ class MetaApp:
                     last_log = trio.current_time()
                 await trio.sleep(0.2)
         now_ns = self.env.clock_ns()
-        await run_transaction_async(self.engine, lambda txn: ensure_root(txn, now_ns, layout))
+        config = self.config
+        await run_transaction_async(
+            self.engine,
+            lambda txn: ensure_root(
+                txn, now_ns, layout, uid=config.root_uid, gid=config.root_gid, mode=config.root_mode
+            ),
+        )
 
     # ------------------------------------------------------------------ storage around operations
 

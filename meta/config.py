@@ -30,7 +30,9 @@ class MetaConfig(Section):
     ``node_id`` (required, >= 1) names the server in mgmtd (type META); every meta server of a
     cluster shares ``kv_url`` (a ``threefs.kv.open_engine`` URL). The root directory is created
     at the first start with the default layout: chain table ``default_table_id`` at the version
-    mgmtd has, ``default_chunk_size``, and ``min(default_stripe_size, chains in the table)``.
+    mgmtd has, ``default_chunk_size``, and ``min(default_stripe_size, chains in the table)``,
+    owned by ``root_uid``/``root_gid`` with mode ``root_mode`` (only at creation: later changes
+    go through chown/chmod).
     Removed files wait ``gc_delay_s`` before their chunks are deleted; the GC worker looks for
     due jobs every ``gc_interval_s``. Write sessions of clients that mgmtd no longer lists as
     ACTIVE are pruned every ``session_prune_interval_s``; idempotency records older than
@@ -49,6 +51,9 @@ class MetaConfig(Section):
     default_table_id: int = 1
     default_chunk_size: int = 1 << 20
     default_stripe_size: int = 16
+    root_uid: int = 0
+    root_gid: int = 0
+    root_mode: int = 0o755
     gc_delay_s: float = 60.0
     gc_interval_s: float = 2.0
     gc_batch: int = 32
@@ -82,6 +87,11 @@ class MetaConfig(Section):
             raise bad_setting("default_chunk_size", "in [64 KiB, 64 MiB]", self.default_chunk_size)
         if not 1 <= self.default_stripe_size <= 4096:
             raise bad_setting("default_stripe_size", "in [1, 4096]", self.default_stripe_size)
+        for key in ("root_uid", "root_gid"):
+            if not 0 <= getattr(self, key) <= U32_MAX:
+                raise bad_setting(key, "in [0, 2^32)", getattr(self, key))
+        if not 0 <= self.root_mode <= 0o7777:
+            raise bad_setting("root_mode", "permission bits in [0, 0o7777]", self.root_mode)
         for key in ("gc_delay_s", "heartbeat_interval_s"):
             if not getattr(self, key) >= 0:
                 raise bad_setting(key, ">= 0", getattr(self, key))

@@ -34,6 +34,7 @@ from meta.ops.stat import batch_stat, lookup, stat
 from meta.ops.statfs import statfs
 from meta.ops.symlink import symlink
 from meta.ops.sync import sync
+from meta.ops.xattr import get_xattr, list_xattr, remove_xattr, set_xattr
 from threefs.errors import ThreeFSError
 from threefs.rpc import CallContext, RpcService, rpc_method
 from threefs.rpc.transport import Buffer
@@ -154,6 +155,18 @@ class MetaService(RpcService):
     ) -> wire.GetRealPathResponse:
         return await self._run(wire.GET_REAL_PATH, get_real_path, request, read_only=True)
 
+    @rpc_method(wire.GET_XATTR)
+    async def get_xattr(
+        self, ctx: CallContext, request: wire.GetXattrRequest, payload: Buffer
+    ) -> wire.GetXattrResponse:
+        return await self._run(wire.GET_XATTR, get_xattr, request, read_only=True)
+
+    @rpc_method(wire.LIST_XATTR)
+    async def list_xattr(
+        self, ctx: CallContext, request: wire.ListXattrRequest, payload: Buffer
+    ) -> wire.ListXattrResponse:
+        return await self._run(wire.LIST_XATTR, list_xattr, request, read_only=True)
+
     @rpc_method(wire.GC_LIST)
     async def gc_list(
         self, ctx: CallContext, request: wire.GcListRequest, payload: Buffer
@@ -244,6 +257,18 @@ class MetaService(RpcService):
             return response
 
         return await self._measured(wire.SYNC, call)
+
+    @rpc_method(wire.SET_XATTR)
+    async def set_xattr(
+        self, ctx: CallContext, request: wire.SetXattrRequest, payload: Buffer
+    ) -> wire.SetXattrResponse:
+        return await self._run(wire.SET_XATTR, set_xattr, request)
+
+    @rpc_method(wire.REMOVE_XATTR)
+    async def remove_xattr(
+        self, ctx: CallContext, request: wire.RemoveXattrRequest, payload: Buffer
+    ) -> wire.RemoveXattrResponse:
+        return await self._run(wire.REMOVE_XATTR, remove_xattr, request)
 
     @rpc_method(wire.SET_LAYOUT)
     async def set_layout(

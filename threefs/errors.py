@@ -96,6 +96,10 @@ class Code(IntEnum):
     META_NO_SPACE = 3014
     META_BAD_LAYOUT = 3015
     META_STALE_SESSION = 3016
+    META_NO_XATTR = 3017
+    META_XATTR_TOO_LARGE = 3018
+    META_XATTR_NAME_INVALID = 3019
+    META_XATTR_UNSUPPORTED = 3020
 
     # 4xxx storage
     STORAGE_CHUNK_NOT_FOUND = 4000
@@ -204,6 +208,20 @@ REGISTRY: dict[Code, CodeInfo] = {
         (Code.META_NO_SPACE, False, _E.ENOSPC, "The file system has no space or inodes left."),
         (Code.META_BAD_LAYOUT, False, _E.EINVAL, "A file layout is invalid (chunk size, stripe, table)."),
         (Code.META_STALE_SESSION, False, _E.ESTALE, "The file session is no longer valid."),
+        (Code.META_NO_XATTR, False, _E.ENODATA, "The extended attribute does not exist."),
+        (Code.META_XATTR_TOO_LARGE, False, _E.E2BIG, "An extended attribute value is over 64 KiB."),
+        (
+            Code.META_XATTR_NAME_INVALID,
+            False,
+            _E.ERANGE,
+            "An extended attribute name is empty, over 255 bytes, or has no namespace prefix.",
+        ),
+        (
+            Code.META_XATTR_UNSUPPORTED,
+            False,
+            _E.EOPNOTSUPP,
+            "Extended attributes of this namespace (system.*, unknown) are not supported.",
+        ),
         (Code.STORAGE_CHUNK_NOT_FOUND, False, _E.ENOENT, "The chunk does not exist on this target."),
         (
             Code.STORAGE_CHUNK_NOT_COMMITTED,

@@ -62,14 +62,15 @@ def check(inode: Inode, caller: Caller, want: int, what: str = "") -> None:
 
 def check_sticky(directory: Inode, victim: Inode, caller: Caller) -> None:
     """In a sticky directory only the owner of ``victim``, of ``directory`` or admin root may
-    remove or rename ``victim``'s entry (META_PERMISSION_DENIED). No-op without the sticky bit.
+    remove or rename ``victim``'s entry (META_NOT_PERMITTED: EPERM, as Linux answers). No-op
+    without the sticky bit.
     The caller checks W|X on ``directory`` separately."""
     if not directory.mode & _STICKY or is_root(caller):
         return
     if caller.uid in (victim.uid, directory.uid):
         return
     raise ThreeFSError(
-        Code.META_PERMISSION_DENIED,
+        Code.META_NOT_PERMITTED,
         f"uid {caller.uid} owns neither inode {victim.id} nor sticky directory {directory.id}",
     )
 

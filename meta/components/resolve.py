@@ -6,10 +6,11 @@ Rules (see docs/meta.md): resolution starts at ``at.parent`` (or the root for an
 as intermediate components are followed (a relative target from the symlink's directory, an
 absolute one from the root), at most ``MAX_SYMLINK_FOLLOWS`` in one resolution (META_LOOP
 beyond); a missing component is META_NOT_FOUND, a non-directory in the middle
-META_NOT_DIRECTORY. A trailing slash (``a/``) asks for a directory: ``resolve`` then follows a
-final symlink and answers META_NOT_DIRECTORY for anything else. Every entry and inode read adds
-read conflicts, so a concurrent rename of a directory on the path makes one of the two
-transactions retry.
+META_NOT_DIRECTORY. An empty path with a non-zero ``parent`` names that inode, whatever its
+type (``resolve`` only: inode addressing for the FUSE mount). A trailing slash (``a/``) asks
+for a directory: ``resolve`` then follows a final symlink and answers META_NOT_DIRECTORY for
+anything else. Every entry and inode read adds read conflicts, so a concurrent rename of a
+directory on the path makes one of the two transactions retry.
 """
 
 from __future__ import annotations
@@ -121,6 +122,9 @@ def _walk(ctx: OpContext, start: Inode, parts: list[bytes], *, follow_last: bool
 def resolve(ctx: OpContext, at: PathAt, *, follow: bool) -> Inode:
     """The inode ``at`` names (a final symlink followed when ``follow``); META_NOT_FOUND,
     META_NOT_DIRECTORY, META_PERMISSION_DENIED, META_LOOP, or a name/path error."""
+    if not at.path and at.parent != 0:
+        # inode addressing (the FUSE mount): ``parent`` itself, any type, never followed
+        return records.require_inode(ctx.txn, at.parent)
     absolute, parts = split_path(at.path)
     trailing = bool(parts) and at.path.endswith(b"/")
     inode = _walk(ctx, _start(ctx, at, absolute), parts, follow_last=follow or trailing, budget=_Budget())

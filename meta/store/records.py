@@ -56,7 +56,9 @@ def save_inode(txn: Transaction, inode: Inode) -> None:
 
 
 def delete_inode(txn: Transaction, inode_id: int) -> None:
+    """Delete the inode record and its extended attributes."""
     txn.clear(keys.inode_key(inode_id))
+    txn.clear_range(*keys.prefix_range(keys.xattr_prefix(inode_id)))
 
 
 def load_entry(txn: Transaction, parent: int, name: bytes) -> DirEntry | None:

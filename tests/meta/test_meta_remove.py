@@ -162,8 +162,8 @@ def test_sticky_directory_protects_other_users_entries(local_fs):
     alice, bob = local_fs.as_user(1000), local_fs.as_user(2000)
     touch(alice, "tmp/a")
     bob.mkdir("tmp/bdir")
-    refused(local_fs, Code.META_PERMISSION_DENIED, rm, bob, "tmp/a")
-    refused(local_fs, Code.META_PERMISSION_DENIED, rm, alice, "tmp/bdir", directory=True)
+    refused(local_fs, Code.META_NOT_PERMITTED, rm, bob, "tmp/a")
+    refused(local_fs, Code.META_NOT_PERMITTED, rm, alice, "tmp/bdir", directory=True)
     assert rm(alice, "tmp/a") == 1
     assert rm(bob, "tmp/bdir", directory=True) == 0
     # the directory's owner may remove anyone's entry; admin root too
@@ -172,7 +172,7 @@ def test_sticky_directory_protects_other_users_entries(local_fs):
     carol.mkdir("own/cdir", 0o1777)
     touch(alice, "own/cdir/x")
     touch(alice, "own/cdir/y")
-    refused(local_fs, Code.META_PERMISSION_DENIED, rm, bob, "own/cdir/x")
+    refused(local_fs, Code.META_NOT_PERMITTED, rm, bob, "own/cdir/x")
     assert rm(carol, "own/cdir/x") == 1
     assert rm(local_fs, "own/cdir/y") == 1
 
@@ -226,6 +226,6 @@ def test_rm_r_refused_inside_the_tree_changes_nothing(local_fs):
     # sticky directory inside the tree: entries of others stay protected
     local_fs.mkdir("home/s", 0o1777)
     touch(local_fs, "home/s/root-file", 0o666)
-    refused(local_fs, Code.META_PERMISSION_DENIED, rm, user, "home/s", recursive=True)
+    refused(local_fs, Code.META_NOT_PERMITTED, rm, user, "home/s", recursive=True)
     assert rm(local_fs, "home", recursive=True) == 3
     assert local_fs.names("/") == []

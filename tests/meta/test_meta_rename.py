@@ -192,8 +192,8 @@ def test_rename_permissions(local_fs):
     other = local_fs.as_user(2000)
     touch(other, "tmp/theirs")
     touch(user, "tmp/mine")
-    refused(local_fs, Code.META_PERMISSION_DENIED, mv, user, "tmp/theirs", "tmp/x")
-    refused(local_fs, Code.META_PERMISSION_DENIED, mv, user, "tmp/mine", "tmp/theirs")
+    refused(local_fs, Code.META_NOT_PERMITTED, mv, user, "tmp/theirs", "tmp/x")
+    refused(local_fs, Code.META_NOT_PERMITTED, mv, user, "tmp/mine", "tmp/theirs")
     mv(user, "tmp/mine", "tmp/mine2")
 
 

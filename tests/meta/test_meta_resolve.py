@@ -53,7 +53,7 @@ def test_check_sticky_and_check_owner():
     permissions.check_sticky(sticky, victim, OWNER)  # owns the victim
     permissions.check_sticky(sticky, victim, Caller(uid=1))  # owns the directory
     permissions.check_sticky(sticky, victim, Caller(uid=0, admin=True))
-    with expect_code(Code.META_PERMISSION_DENIED):
+    with expect_code(Code.META_NOT_PERMITTED):
         permissions.check_sticky(sticky, victim, OTHER)
     permissions.check_sticky(_inode(0o777, uid=1, type=InodeType.DIRECTORY), victim, OTHER)
     permissions.check_owner(victim, OWNER)

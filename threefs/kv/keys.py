@@ -32,6 +32,8 @@ __all__ = [
     "config_key",
     "gc_queue_key",
     "user_key",
+    "xattr_key",
+    "xattr_prefix",
     "INODE_ALLOCATOR_KEY",
     "CLUSTER_KEY",
 ]
@@ -54,6 +56,7 @@ class Prefix(bytes, Enum):
     USER = b"USER"  # USER + token digest -> user (uid, gid, admin flag)
     INODE_ALLOCATOR = b"IALC"  # IALC -> next free inode id block
     CLUSTER = b"CLUS"  # CLUS -> cluster id and on-disk format version
+    XATTR = b"XATT"  # XATT + inode id (u64 LE) + name -> extended attribute value (raw bytes)
 
 
 INODE_ALLOCATOR_KEY = Prefix.INODE_ALLOCATOR.value
@@ -171,3 +174,12 @@ def gc_queue_key(due_ns: int, inode_id: int) -> bytes:
 def user_key(token_digest: bytes) -> bytes:
     """Users are found by a digest of their token; the token itself is never stored."""
     return Prefix.USER.value + _blob("token digest", token_digest)
+
+
+def xattr_prefix(inode_id: int) -> bytes:
+    """The prefix of all extended attributes of ``inode_id`` (list or clear with ``prefix_range``)."""
+    return Prefix.XATTR.value + struct.pack("<Q", _u64("inode id", inode_id))
+
+
+def xattr_key(inode_id: int, name: bytes) -> bytes:
+    return xattr_prefix(inode_id) + _blob("xattr name", name)

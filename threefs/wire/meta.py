@@ -21,6 +21,9 @@ Conventions:
   (user tokens come with the security issue). uid 0 is root only when ``admin`` is set.
 - Mutating requests carry ``RequestId`` (client id, sequence): meta records the first result
   with the operation in the same transaction, and a retry of the same id gets that result.
+- An empty path names ``parent`` itself whatever its type (inode addressing, as the FUSE mount
+  uses: a non-directory inode is reached by id, without a path search); a symlink reached so is
+  never followed.
 - Times are nanoseconds since the epoch (``TimeSpec`` on setattr: a value, "now", or unchanged).
 """
 
@@ -456,6 +459,78 @@ class FsckResponse(msgspec.Struct, frozen=True, kw_only=True):
     problems: list[FsckProblem]
 
 
+# ------------------------------------------------------------------------ extended attributes
+
+MAX_XATTR_NAME_BYTES = 255  # Linux XATTR_NAME_MAX (META_XATTR_NAME_INVALID beyond)
+MAX_XATTR_VALUE_BYTES = 64 << 10  # Linux XATTR_SIZE_MAX (META_XATTR_TOO_LARGE beyond)
+MAX_XATTR_LIST_BYTES = 64 << 10  # Linux XATTR_LIST_MAX: names + NULs of one inode (META_NO_SPACE)
+
+XattrName = Annotated[bytes, msgspec.Meta(max_length=4096)]  # checked for real by the op (255)
+XattrValue = Annotated[bytes, msgspec.Meta(max_length=1 << 20)]  # likewise (64 KiB)
+
+
+class XattrFlags(IntEnum):
+    """Bits of ``SetXattrRequest.flags`` (Linux XATTR_CREATE / XATTR_REPLACE)."""
+
+    CREATE = 1  # fail with META_EXISTS when the attribute exists
+    REPLACE = 2  # fail with META_NO_XATTR when it does not
+
+
+class GetXattrRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """The value of extended attribute ``name`` (``namespace.name``) of what ``at`` names."""
+
+    at: PathAt
+    name: XattrName
+    follow: bool = True
+    caller: Caller = Caller()
+
+
+class GetXattrResponse(msgspec.Struct, frozen=True, kw_only=True):
+    value: bytes
+
+
+class SetXattrRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Set extended attribute ``name`` to ``value`` (``flags``: ``XattrFlags``); ctime becomes now."""
+
+    at: PathAt
+    name: XattrName
+    value: XattrValue = b""
+    flags: U32 = 0
+    follow: bool = True
+    request: RequestId
+    caller: Caller = Caller()
+
+
+class SetXattrResponse(msgspec.Struct, frozen=True, kw_only=True):
+    inode: Inode
+
+
+class ListXattrRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """The names of the extended attributes of what ``at`` names that the caller may see."""
+
+    at: PathAt
+    follow: bool = True
+    caller: Caller = Caller()
+
+
+class ListXattrResponse(msgspec.Struct, frozen=True, kw_only=True):
+    names: list[bytes]
+
+
+class RemoveXattrRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Remove extended attribute ``name`` (META_NO_XATTR when absent); ctime becomes now."""
+
+    at: PathAt
+    name: XattrName
+    follow: bool = True
+    request: RequestId
+    caller: Caller = Caller()
+
+
+class RemoveXattrResponse(msgspec.Struct, frozen=True, kw_only=True):
+    inode: Inode
+
+
 def _method(method_id: int, name: str) -> MethodSpec:
     return paired_method(ServiceId.META, "Meta", method_id, name, globals())
 
@@ -479,6 +554,10 @@ GET_REAL_PATH = _method(16, "GetRealPath")
 SET_LAYOUT = _method(17, "SetLayout")
 GC_LIST = _method(18, "GcList")
 FSCK = _method(19, "Fsck")
+GET_XATTR = _method(20, "GetXattr")
+SET_XATTR = _method(21, "SetXattr")
+LIST_XATTR = _method(22, "ListXattr")
+REMOVE_XATTR = _method(23, "RemoveXattr")
 
 RETIRED_METHOD_IDS: dict[int, str] = {}
 
@@ -505,6 +584,10 @@ META_SERVICE = ServiceSpec(
         SET_LAYOUT,
         GC_LIST,
         FSCK,
+        GET_XATTR,
+        SET_XATTR,
+        LIST_XATTR,
+        REMOVE_XATTR,
     ),
     RETIRED_METHOD_IDS,
 )
