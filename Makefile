@@ -29,7 +29,7 @@ test: lint
 	$(VPY) -m pytest -q -p no:cacheprovider
 
 run: install
-	$(VPY) -m client.demo
+	$(VPY) -m client.demo --data-dir /tmp/threefs-demo/data --mount /tmp/threefs-demo/mnt
 
 bench: install
 	$(VPY) bench/rpc.py

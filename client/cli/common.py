@@ -81,7 +81,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def add_connection_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
-    """Add ``--mgmtd``, ``--cluster-config``, ``--secret-file``, ``--timeout`` and ``--json``.
+    """Add ``--mgmtd``, ``--cluster-config``, ``--data-dir``, ``--secret-file``, ``--timeout`` and
+    ``--json``.
 
     They go on a command group and again on each of its commands, so they may be written before
     or after the command name; on the commands (``suppress=True``) an option left out does not
@@ -104,6 +105,12 @@ def add_connection_options(parser: argparse.ArgumentParser, *, suppress: bool) -
         metavar="FILE",
         default=default(None),
         help="TOML file with mgmtd_addresses and cluster_secret_file",
+    )
+    group.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        default=default(None),
+        help="a local cluster started by `threefs up`: use DIR/cluster.toml as --cluster-config",
     )
     group.add_argument(
         "--secret-file",
@@ -133,15 +140,20 @@ class Connection:
 
 
 def resolve_connection(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Connection:
-    """The connection from the options: ``--mgmtd`` else the cluster config's addresses; the
+    """The connection from the options: ``--mgmtd`` else the cluster config's addresses (the
+    config is ``--cluster-config`` or ``--data-dir``'s ``cluster.toml``); the
     secret from ``--secret-file``, else the cluster config's ``cluster_secret_file``, else
     ``$THREEFS_CLUSTER_SECRET`` (as in mgmtd, a file named in a config wins over the variable).
     Raises ``UserError`` (exit 2) when something is missing or wrong."""
     environ = os.environ if environ is None else environ
     cluster = ClusterConfig()
+    data_dir = getattr(args, "data_dir", None)
+    if args.cluster_config and data_dir:
+        raise UserError("give --cluster-config or --data-dir, not both", EXIT_USAGE)
     try:
-        if args.cluster_config:
-            cluster = load_cluster_config(args.cluster_config)
+        if args.cluster_config or data_dir:
+            path = args.cluster_config or os.path.join(os.path.expanduser(data_dir), "cluster.toml")
+            cluster = load_cluster_config(path)
         addresses = list(args.mgmtd or cluster.mgmtd_addresses)
         for address in addresses:
             parse_address(address)

@@ -33,17 +33,14 @@ import trio
 
 import threefs
 from threefs.layout import Layout
+from threefs.local import bootstrap, configs
+from threefs.local.configs import MGMTD_NODE_ID, TABLE_ID
 from threefs.rpc import RpcClient, RpcClientConfig
-from threefs.wire import mgmtd as wire
 
 __all__ = ["ClusterError", "LocalCluster", "NodeProcess"]
 
 _LOG_TAIL_BYTES = 3000
-_POLL_S = 0.02
-MGMTD_NODE_ID = 1
-FIRST_STORAGE_NODE_ID = 11
-FIRST_META_NODE_ID = 1001
-TABLE_ID = 1
+_TIMING = configs.Timing()  # short periods: tests see failures and recoveries quickly
 
 
 class ClusterError(RuntimeError):
@@ -148,13 +145,13 @@ class LocalCluster:
         return self.dir / "secret"
 
     def storage_node_ids(self) -> list[int]:
-        return list(range(FIRST_STORAGE_NODE_ID, FIRST_STORAGE_NODE_ID + self.storage_nodes))
+        return configs.storage_node_ids(self.storage_nodes)
 
     def meta_node_ids(self) -> list[int]:
-        return list(range(FIRST_META_NODE_ID, FIRST_META_NODE_ID + self.meta_servers))
+        return configs.meta_node_ids(self.meta_servers)
 
     def target_ids(self, node_id: int) -> list[int]:
-        return [node_id * 100 + k for k in range(1, self.targets_per_node + 1)]
+        return configs.target_ids(node_id, self.targets_per_node)
 
     def layout(self, *, stripe_size: int | None = None, base_index: int = 0, seed: int = 0) -> Layout:
         """A file layout over chain table 1 as created (default stripe: every chain)."""
@@ -196,29 +193,22 @@ class LocalCluster:
     async def _start(self) -> None:
         mgmtd = self._spawn("mgmtd", MGMTD_NODE_ID, "mgmtd.main", self._mgmtd_config())
         await self._wait_listening(mgmtd)
+        address = self.mgmtd_address
         async with RpcClient(self.secret, RpcClientConfig(connect_timeout_s=2.0)) as rpc:
-            await self._wait_primary(rpc)
-            targets = [
-                wire.TargetInfo(target_id=t, node_id=n)
-                for n in self.storage_node_ids()
-                for t in self.target_ids(n)
-            ]
-            await self._mgmtd(rpc, wire.CREATE_TARGETS, wire.CreateTargetsRequest(targets=targets))
+            await bootstrap.wait_primary(rpc, address, self._check_alive)
+            targets = {n: self.target_ids(n) for n in self.storage_node_ids()}
+            await bootstrap.create_missing_targets(rpc, address, targets)
             nodes = [
                 self._spawn(f"storage-{n}", n, "storage.main", self._storage_config(n))
                 for n in self.storage_node_ids()
             ]
             for node in nodes:
                 await self._wait_listening(node)
-            await self._wait_registered(rpc)
-            generated = await self._mgmtd(
-                rpc,
-                wire.GENERATE_CHAIN_TABLE,
-                wire.GenerateChainTableRequest(table_id=TABLE_ID, replication=self.replication),
+            await bootstrap.wait_registered(rpc, address, set(self.storage_node_ids()), self._check_alive)
+            self.chain_ids, self.table_version = await bootstrap.ensure_chain_table(
+                rpc, address, TABLE_ID, self.replication
             )
-            self.chain_ids = list(generated.chain_ids)
-            self.table_version = generated.version
-            await self._wait_serving(rpc)
+            await bootstrap.wait_serving(rpc, address, self.chain_ids, self._check_alive)
             if self.meta_servers:
                 (self.dir / "meta").mkdir(exist_ok=True)
                 metas = [
@@ -227,7 +217,7 @@ class LocalCluster:
                 ]
                 for node in metas:
                     await self._wait_listening(node)
-                await self._wait_registered(rpc, set(self.meta_node_ids()))
+                await bootstrap.wait_registered(rpc, address, set(self.meta_node_ids()), self._check_alive)
 
     async def stop(self) -> None:
         """SIGTERM every process (storage first), then SIGKILL those still alive after
@@ -247,29 +237,42 @@ class LocalCluster:
     # ------------------------------------------------------------------ configs and processes
 
     def _mgmtd_config(self) -> str:
-        return (
-            f'cluster_id = "{self.cluster_id}"\nnode_id = {MGMTD_NODE_ID}\nlisten_port = 0\n'
-            f'kv_url = "sqlite:///{self.dir}/mgmtd/mgmtd.db"\ncluster_secret_file = "{self.secret_file}"\n'
-            "heartbeat_interval_s = 0.5\nheartbeat_timeout_s = 5.0\nlease_s = 2.0\n"
-            "updater_interval_s = 0.2\n" + self.mgmtd_config_extra
+        return configs.mgmtd_config(
+            cluster_id=self.cluster_id,
+            port=0,
+            kv_url=f"sqlite:///{self.dir}/mgmtd/mgmtd.db",
+            secret_file=self.secret_file,
+            timing=_TIMING,
+            extra=self.mgmtd_config_extra,
         )
 
     def _storage_config(self, node_id: int) -> str:
-        targets = "".join(f"\n[[targets]]\ntarget_id = {t}\n" for t in self.target_ids(node_id))
-        return (
-            f'cluster_id = "{self.cluster_id}"\nnode_id = {node_id}\nlisten_port = 0\n'
-            f'mgmtd_addresses = ["{self.mgmtd_address}"]\ncluster_secret_file = "{self.secret_file}"\n'
-            f'data_dir = "{self.dir}/storage-{node_id}"\nfsync = {"true" if self.fsync else "false"}\n'
-            "routing_refresh_s = 1.0\n" + self.storage_config_extra + targets
+        return configs.storage_config(
+            cluster_id=self.cluster_id,
+            node_id=node_id,
+            port=0,
+            mgmtd_address=self.mgmtd_address,
+            secret_file=self.secret_file,
+            data_dir=self.dir / f"storage-{node_id}",
+            targets_per_node=self.targets_per_node,
+            fsync=self.fsync,
+            timing=_TIMING,
+            extra=self.storage_config_extra,
         )
 
     def _meta_config(self, node_id: int) -> str:
-        return (
-            f'cluster_id = "{self.cluster_id}"\nnode_id = {node_id}\nlisten_port = 0\n'
-            f'mgmtd_addresses = ["{self.mgmtd_address}"]\ncluster_secret_file = "{self.secret_file}"\n'
-            f'kv_url = "{self.meta_kv_url}"\nrouting_refresh_s = 1.0\ngc_interval_s = 0.5\n'
-            f"gc_delay_s = {self.gc_delay_s!r}\n"
-            f"session_prune_interval_s = {self.session_prune_interval_s!r}\n" + self.meta_config_extra
+        return configs.meta_config(
+            cluster_id=self.cluster_id,
+            node_id=node_id,
+            port=0,
+            mgmtd_address=self.mgmtd_address,
+            secret_file=self.secret_file,
+            kv_url=self.meta_kv_url,
+            chunk_size=None,
+            gc_delay_s=self.gc_delay_s,
+            session_prune_interval_s=self.session_prune_interval_s,
+            timing=_TIMING,
+            extra=self.meta_config_extra,
         )
 
     def _spawn(self, name: str, node_id: int, module: str, config: str) -> NodeProcess:
@@ -291,55 +294,16 @@ class LocalCluster:
 
     async def _wait_listening(self, node: NodeProcess) -> None:
         """Poll ``<name>.out`` for ``<kind> <node_id> listening on HOST:PORT``."""
-        kind = node.name.split("-")[0]
-        prefix = f"{kind} {node.node_id} listening on "
-        while True:
-            for line in node.out_path.read_text(errors="replace").splitlines():
-                if line.startswith(prefix):
-                    node.address = line[len(prefix) :].strip()
-                    return
+
+        def check_alive() -> None:
             if node.process.poll() is not None:
                 raise ClusterError(
                     f"{node.name} exited with status {node.process.returncode} before listening; "
                     f"log tail:\n{node.log_tail()}"
                 )
-            await trio.sleep(_POLL_S)
 
-    async def _mgmtd(self, rpc: RpcClient, spec: object, request: object) -> object:
-        response, _ = await rpc.call(self.mgmtd_address, spec, request, timeout_s=10.0)  # type: ignore[arg-type]
-        return response
-
-    async def _wait_primary(self, rpc: RpcClient) -> None:
-        while True:
-            answer = await self._mgmtd(rpc, wire.GET_PRIMARY, wire.GetPrimaryRequest())
-            if answer.is_primary:  # type: ignore[attr-defined]
-                return
-            await trio.sleep(_POLL_S * 5)
-
-    async def _wait_registered(self, rpc: RpcClient, wanted: set[int] | None = None) -> None:
-        wanted = set(self.storage_node_ids()) if wanted is None else wanted
-        while True:
-            nodes = (await self._mgmtd(rpc, wire.LIST_NODES, wire.ListNodesRequest())).nodes  # type: ignore[attr-defined]
-            if wanted <= {n.node_id for n in nodes if n.status == wire.NodeStatus.ACTIVE}:
-                return
-            self._check_alive()
-            await trio.sleep(_POLL_S * 5)
-
-    async def _wait_serving(self, rpc: RpcClient) -> None:
-        """Until every chain of the table has all its targets SERVING and reported alive."""
-        while True:
-            reply = await self._mgmtd(rpc, wire.GET_ROUTING_INFO, wire.GetRoutingInfoRequest())
-            routing = reply.routing  # type: ignore[attr-defined]
-            ready = all(
-                r.public_state == wire.PublicTargetState.SERVING
-                and routing.targets[r.target_id].local_state != wire.LocalTargetState.OFFLINE
-                for chain_id in self.chain_ids
-                for r in routing.chains[chain_id].targets
-            )
-            if ready:
-                return
-            self._check_alive()
-            await trio.sleep(_POLL_S * 5)
+        kind = node.name.split("-")[0]
+        node.address = await bootstrap.wait_listening(node.out_path, kind, node.node_id, check_alive)
 
     def _check_alive(self) -> None:
         for node in self.processes.values():
