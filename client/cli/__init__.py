@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from client.cli import admin
+from client.cli import admin, cluster, mount
 from client.cli.common import EXIT_INTERRUPTED, EXIT_USAGE, Parser, UserError, exit_code_for
 from threefs import __version__
 from threefs.errors import ThreeFSError
@@ -36,6 +36,8 @@ def build_parser() -> Parser:
     )
     groups = parser.add_subparsers(dest="group", metavar="GROUP", required=True, parser_class=Parser)
     admin.register(groups)
+    mount.register(groups)
+    cluster.register(groups)
     return parser
 
 

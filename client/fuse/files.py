@@ -1,0 +1,173 @@
+"""Open files of the mount: one ``OpenFile`` per inode (shared by every handle of this mount that
+has it open) holding the write buffer and the length this mount knows, one ``Handle`` per open.
+
+Writes: a write that continues the buffered range is appended to the buffer; any other write
+first sends the buffer to storage. The buffer goes out in one large write (split by chunk and
+sent in parallel by ``StorageClient``) when it is full, before a read of the same inode, on a
+truncate, and on flush/fsync/release. Errors of a buffered write surface there (close(2) or
+fsync(2) answer EIO), as on NFS.
+
+Length: meta learns where writes ended from ``sync`` (length hint) on flush, fsync and release
+(which closes the write session); meanwhile this mount answers stat and bounds reads with
+``max(meta's length, end of its own writes)``. A truncate through this mount sets both.
+
+Concurrency: ``OpenFile.lock`` is held across every buffer change and every storage write of
+the buffer, so the buffer and ``written_end`` never change under a write in flight.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import trio
+
+from client.storage import StorageClient
+from threefs.wire.meta import Caller, Inode
+
+__all__ = ["DirHandle", "Handle", "OpenFile", "OpenFiles"]
+
+
+class OpenFile:
+    """Per-inode state while this mount has the inode open (see the module docstring)."""
+
+    def __init__(self, inode: Inode, storage: StorageClient, buffer_limit: int) -> None:
+        self.inode = inode
+        self.storage = storage
+        self.buffer_limit = buffer_limit
+        self.lock = trio.Lock()
+        self.refs = 0
+        self.meta_length = inode.length
+        self.written_end = 0  # end of the writes through this mount since the last truncate
+        self.dirty = False  # written since the last sync to meta
+        self.buffer = bytearray()
+        self.buffer_offset = 0
+
+    @property
+    def length(self) -> int:
+        return max(self.meta_length, self.written_end)
+
+    def seen(self, inode: Inode) -> None:
+        """Meta answered with ``inode``: its attributes and length are the newest."""
+        self.inode = inode
+        self.meta_length = inode.length
+
+    async def write(self, offset: int, data: bytes) -> None:
+        async with self.lock:
+            end = offset + len(data)
+            if self.buffer and offset == self.buffer_offset + len(self.buffer):
+                self.buffer += data
+            else:
+                await self._flush_locked()
+                if len(data) >= self.buffer_limit:
+                    await self._store(offset, data)
+                else:
+                    self.buffer_offset = offset
+                    self.buffer += data
+            self.written_end = max(self.written_end, end)
+            self.dirty = True
+            if len(self.buffer) >= self.buffer_limit:
+                await self._flush_locked()
+
+    async def flush(self) -> None:
+        """Send the buffer to storage (no-op when empty)."""
+        if self.buffer:
+            async with self.lock:
+                await self._flush_locked()
+
+    async def _flush_locked(self) -> None:
+        if not self.buffer:
+            return
+        data, offset = bytes(self.buffer), self.buffer_offset
+        await self._store(offset, data)
+        self.buffer.clear()
+
+    async def _store(self, offset: int, data: bytes) -> None:
+        layout = self.inode.layout
+        if layout is None:
+            raise OSError(22, f"inode {self.inode.id} has no layout")
+        await self.storage.write(self.inode.id, layout, offset, data)
+
+    async def read(self, offset: int, size: int) -> bytes:
+        """Up to ``size`` bytes from ``offset``, bounded by the length (buffered bytes sent first)."""
+        await self.flush()
+        length = self.length
+        if offset >= length or size <= 0 or self.inode.layout is None:
+            return b""
+        return await self.storage.read(self.inode.id, self.inode.layout, offset, min(size, length - offset))
+
+    def truncated(self, inode: Inode) -> None:
+        """A truncate (or O_TRUNC) through this mount set the length to ``inode.length``."""
+        self.seen(inode)
+        self.written_end = min(self.written_end, inode.length)
+
+
+@dataclass
+class Handle:
+    """One open of a file: who opened it, how, and its meta write session ("" when read-only)."""
+
+    fh: int
+    file: OpenFile
+    caller: Caller
+    writable: bool
+    session_id: bytes = b""
+
+
+@dataclass
+class DirHandle:
+    """One open directory: entries as ``(name, attributes)`` fetched so far, page by page.
+    A readdir offset is an index into ``entries``, which only grows while the handle is open,
+    so an offset handed out never moves (no entry skipped or repeated); offset 0 starts over."""
+
+    inode: Inode
+    caller: Caller
+    entries: list[tuple[bytes, object]] = field(default_factory=list)
+    after: bytes = b""
+    more: bool = True
+    started: bool = False
+
+
+class OpenFiles:
+    """The handle tables of one mount."""
+
+    def __init__(self, storage: StorageClient, buffer_limit: int) -> None:
+        self.storage = storage
+        self.buffer_limit = buffer_limit
+        self.by_inode: dict[int, OpenFile] = {}
+        self.handles: dict[int, Handle] = {}
+        self.dirs: dict[int, DirHandle] = {}
+        self._next_fh = itertools.count(1)
+
+    def file(self, inode_id: int) -> OpenFile | None:
+        return self.by_inode.get(inode_id)
+
+    def length_of(self, inode: Inode) -> int | None:
+        """The length this mount knows for ``inode`` when it has it open (else None); also
+        records meta's answer."""
+        file = self.by_inode.get(inode.id)
+        if file is None:
+            return None
+        file.meta_length = inode.length
+        return file.length
+
+    def open(self, inode: Inode, caller: Caller, writable: bool, session_id: bytes) -> Handle:
+        file = self.by_inode.get(inode.id)
+        if file is None:
+            file = self.by_inode[inode.id] = OpenFile(inode, self.storage, self.buffer_limit)
+        else:
+            file.seen(inode)
+        file.refs += 1
+        handle = Handle(next(self._next_fh), file, caller, writable, session_id)
+        self.handles[handle.fh] = handle
+        return handle
+
+    def close(self, handle: Handle) -> None:
+        self.handles.pop(handle.fh, None)
+        handle.file.refs -= 1
+        if handle.file.refs <= 0:
+            self.by_inode.pop(handle.file.inode.id, None)
+
+    def open_dir(self, inode: Inode, caller: Caller) -> int:
+        fh = next(self._next_fh)
+        self.dirs[fh] = DirHandle(inode, caller)
+        return fh
