@@ -53,17 +53,19 @@ class StorageClientConfig(Section):
 
     ``request_timeout_s``: the whole time one chunk I/O may take, retries included.
     ``attempt_timeout_s``: the deadline of each storage RPC. ``max_attempts``: tries per chunk
-    I/O (the first included). ``retry_initial_backoff_s`` / ``retry_max_backoff_s``: the pause
-    between tries doubles from the first to the second. ``max_in_flight``: storage RPCs in
-    flight at once per client (all operations together). ``batch_max_ios`` /
-    ``batch_max_bytes``: the most reads and bytes in one BatchRead (its reply is one frame, so
-    the bytes stay well under the RPC frame limit). ``verify_checksums``: check each read's
-    CRC32C.
+    I/O (the first included); with pauses capped at ``retry_max_backoff_s`` the default keeps
+    retrying for most of ``request_timeout_s``, so an I/O rides out a dead node until mgmtd
+    notices (its heartbeat timeout) and moves the chain on. ``retry_initial_backoff_s`` /
+    ``retry_max_backoff_s``: the pause between tries doubles from the first to the second.
+    ``max_in_flight``: storage RPCs in flight at once per client (all operations together).
+    ``batch_max_ios`` / ``batch_max_bytes``: the most reads and bytes in one BatchRead (its
+    reply is one frame, so the bytes stay well under the RPC frame limit).
+    ``verify_checksums``: check each read's CRC32C.
     """
 
     request_timeout_s: float = 60.0
     attempt_timeout_s: float = 15.0
-    max_attempts: int = 8
+    max_attempts: int = 64
     retry_initial_backoff_s: float = 0.02
     retry_max_backoff_s: float = 1.0
     max_in_flight: int = 32

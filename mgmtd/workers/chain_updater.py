@@ -3,8 +3,9 @@
 For each chain it takes each target's effective local state (OFFLINE when its node is FAILED,
 DISABLED or unknown, when the target was offlined by an admin, or when the node stopped
 reporting it), applies ``chain_rules.apply_update`` (which leaves chains in their creation
-grace period alone), and keeps the targets' ``public_state`` in step. All chains changed in one
-pass are committed together, bumping the routing version once.
+grace period alone, until every target of the chain has reported), and keeps the targets'
+``public_state`` in step. All chains changed in one pass are committed together, bumping the
+routing version once.
 """
 
 from __future__ import annotations
@@ -34,7 +35,11 @@ class ChainUpdater:
         reported = {target_id: report.chain_version for target_id, report in reports.items()}
         changed = []
         for chain in list(edit.chains()):
-            updated = update_chain(edit, chain, now_ms, grace_ms, reported)
+            # The creation grace is for targets that have not reported yet; once all of a
+            # chain's targets have, a failure is acted on at once (a node that dies right after
+            # `threefs up` must not stall writes for the rest of the grace period).
+            everyone_reported = all(t.target_id in reported for t in chain.targets)
+            updated = update_chain(edit, chain, now_ms, 0 if everyone_reported else grace_ms, reported)
             if updated is not None:
                 changed.append(chain.chain_id)
                 states = ", ".join(f"{t.target_id}:{t.public_state.name}" for t in updated.targets)

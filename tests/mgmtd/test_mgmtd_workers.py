@@ -125,6 +125,17 @@ async def test_a_new_chain_is_not_failed_during_its_grace_period(make_mgmtd, moc
     assert chain_states(mgmtd) == [(101, "SERVING"), (102, "OFFLINE")]
 
 
+async def test_the_grace_period_ends_once_every_target_has_reported(make_mgmtd, mock_clock):
+    mgmtd = await make_mgmtd(chain_grace_s=60.0)
+    nodes = await make_chain(mgmtd, (1, 2))  # both report UPTODATE right after creation
+    assert await mgmtd.updater.run_once() == []
+    await mgmtd.advance(mock_clock, 4.0)  # node 2 dies 4 s into the 60 s grace period
+    await beat(mgmtd, [nodes[1]])
+    assert await mgmtd.checker.run_once() == [2]
+    assert await mgmtd.updater.run_once() == [1]  # acted on at once, not after the grace
+    assert chain_states(mgmtd) == [(101, "SERVING"), (102, "OFFLINE")]
+
+
 async def test_an_offlined_target_stays_out_until_re_added(mgmtd, mock_clock):
     nodes = await make_chain(mgmtd)
     response = await ops.offline_target(mgmtd.state, OfflineTargetRequest(target_id=102))
