@@ -114,9 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  ls -l {mountpoint}/demo                      # any program, through FUSE")
     threefs_command = Path(sys.executable).parent / "threefs"  # on PATH once the venv is active
     print(f"  {threefs_command} status --data-dir {cluster.path}")
-    print(
-        f"  python -c \"import threefs; print(threefs.connect('{cluster.cluster_config}').listdir('/demo'))\""
-    )
+    connect = f"import threefs; print(threefs.connect('{cluster.cluster_config}').listdir('/demo'))"
+    print(f'  {sys.executable} -c "{connect}"')
     print("Stop it (unmounts first; data is kept, threefs up starts it again):")
     print(f"  {threefs_command} down --data-dir {cluster.path}")
     return 0
