@@ -35,6 +35,7 @@ bench: install
 	$(VPY) bench/rpc.py
 	$(VPY) bench/kv.py
 	$(VPY) bench/meta.py
+	$(VPY) bench/fuse.py
 
 docs: install
 	$(VPY) -m threefs.errors_doc --write docs/errors.md

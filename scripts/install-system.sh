@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs the Debian packages threefs needs (FUSE, PostgreSQL for the KV tests, build tools).
+# Installs the Debian packages threefs needs (FUSE, PostgreSQL for the KV tests, build tools,
+# fio/stress-ng/fs_mark for the FUSE stress tests and benchmark).
 # Idempotent: packages already present are skipped without touching apt.
 set -euo pipefail
 
-PACKAGES=(fuse3 libfuse3-dev pkg-config gcc python3-dev postgresql iproute2 make)
+PACKAGES=(fuse3 libfuse3-dev pkg-config gcc python3-dev postgresql iproute2 make fio stress-ng fsmark)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

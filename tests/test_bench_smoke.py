@@ -4,6 +4,8 @@ This checks that they work and report the agreed keys, not how fast anything is.
 """
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -59,4 +61,24 @@ def test_storage_benchmark_reports_its_figures(tmp_path):
         assert record[key] > 0, key
     assert record["read_r1_ratio_to_socket"] == pytest.approx(
         max(record["read_r1_1mib_mib_s"], record["read_r1_4mib_mib_s"]) / record["raw_socket_mib_s"], 0.01
+    )
+
+
+@pytest.mark.slow
+def test_fuse_benchmark_reports_its_figures(tmp_path):
+    missing = [tool for tool in ("fio", "fs_mark", "fusermount3") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (scripts/install-system.sh)")
+    if not os.path.exists("/dev/fuse") or os.geteuid() != 0:
+        pytest.skip("mounts FUSE file systems: needs /dev/fuse and root")
+    record = run_bench(
+        "bench/fuse.py",
+        *("--size-mib", "4", "--seconds", "0.3", "--files", "30", "--rounds", "1"),
+        *("--out", str(tmp_path / "f.json")),
+    )
+    for key in ("seq_write_mib_s", "seq_read_mib_s", "rand_read_4k_iops", "creates_per_s", "stats_per_s"):
+        for prefix in ("", "passthrough_", "local_"):
+            assert record[prefix + key] > 0, prefix + key
+    assert record["seq_read_ratio_to_passthrough"] == pytest.approx(
+        record["seq_read_mib_s"] / record["passthrough_seq_read_mib_s"], 0.01
     )
