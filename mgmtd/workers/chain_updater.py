@@ -3,7 +3,7 @@
 For each chain it takes each target's effective local state (OFFLINE when its node is FAILED,
 DISABLED or unknown, when the target was offlined by an admin, or when the node stopped
 reporting it), applies ``chain_rules.apply_update`` (which leaves chains in their creation
-grace period alone, until every target of the chain has reported), and keeps the targets'
+grace period alone, until every target has reported the chain's version), and keeps the targets'
 ``public_state`` in step. All chains changed in one pass are committed together, bumping the
 routing version once.
 """
@@ -35,10 +35,13 @@ class ChainUpdater:
         reported = {target_id: report.chain_version for target_id, report in reports.items()}
         changed = []
         for chain in list(edit.chains()):
-            # The creation grace is for targets that have not reported yet; once all of a
-            # chain's targets have, a failure is acted on at once (a node that dies right after
-            # `threefs up` must not stall writes for the rest of the grace period).
-            everyone_reported = all(t.target_id in reported for t in chain.targets)
+            # The creation grace is for targets that have not yet reported this chain; once all
+            # of its targets have reported its current version, a failure is acted on at once
+            # (a node that dies right after `threefs up` must not stall writes for the rest of
+            # the grace period).
+            everyone_reported = all(
+                reported.get(t.target_id, 0) >= chain.chain_version for t in chain.targets
+            )
             updated = update_chain(edit, chain, now_ms, 0 if everyone_reported else grace_ms, reported)
             if updated is not None:
                 changed.append(chain.chain_id)

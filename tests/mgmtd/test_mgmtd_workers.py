@@ -127,9 +127,19 @@ async def test_a_new_chain_is_not_failed_during_its_grace_period(make_mgmtd, moc
 
 async def test_the_grace_period_ends_once_every_target_has_reported(make_mgmtd, mock_clock):
     mgmtd = await make_mgmtd(chain_grace_s=60.0)
-    nodes = await make_chain(mgmtd, (1, 2))  # both report UPTODATE right after creation
+    nodes = await make_chain(mgmtd, (1, 2))  # both report UPTODATE, not yet knowing the chain
     assert await mgmtd.updater.run_once() == []
-    await mgmtd.advance(mock_clock, 4.0)  # node 2 dies 4 s into the 60 s grace period
+    await mgmtd.advance(mock_clock, 4.0)
+    await beat(mgmtd, [nodes[1]])  # node 2 dies before reporting the chain: still in grace
+    assert await mgmtd.checker.run_once() == [2]
+    assert await mgmtd.updater.run_once() == []
+    assert chain_states(mgmtd) == [(101, "SERVING"), (102, "SERVING")]
+    await beat(mgmtd, [nodes[2]])  # back; now both report the chain's version
+    for node in nodes.values():
+        node.chain_versions = {100 + node.node_id: mgmtd.routing.chains[1].chain_version}
+    await beat(mgmtd, nodes.values())
+    assert await mgmtd.updater.run_once() == []
+    await mgmtd.advance(mock_clock, 4.0)  # node 2 dies again, 8 s into the 60 s grace period
     await beat(mgmtd, [nodes[1]])
     assert await mgmtd.checker.run_once() == [2]
     assert await mgmtd.updater.run_once() == [1]  # acted on at once, not after the grace
