@@ -194,6 +194,7 @@ def mount_factory(fuse_cluster: LocalCluster, tmp_path: Path) -> Iterator[Callab
         for mount in mounts:
             mount.unmount()
             shutil.rmtree(mount.path, ignore_errors=True)
+            mount.log_path.unlink(missing_ok=True)  # leave nothing in /tmp
         trio.run(_empty_root, fuse_cluster)
 
 
