@@ -11,6 +11,12 @@ Length: meta learns where writes ended from ``sync`` (length hint) on flush, fsy
 (which closes the write session); meanwhile this mount answers stat and bounds reads with
 ``max(meta's length, end of its own writes)``. A truncate through this mount sets both.
 
+Read-ahead: a read that starts where the previous read of the file ended fetches up to
+``readahead`` bytes (bounded by the length) in one storage call and keeps them; following
+sequential reads are answered from them. The kept bytes are dropped on every write, truncate,
+flush of buffered writes and new open of the file (close-to-open: an open sees other clients'
+changes), so they are never staler than the open. Random reads fetch exactly what is asked.
+
 Concurrency: ``OpenFile.lock`` is held across every buffer change and every storage write of
 the buffer, so the buffer and ``written_end`` never change under a write in flight.
 """
@@ -31,10 +37,16 @@ __all__ = ["DirHandle", "Handle", "OpenFile", "OpenFiles"]
 class OpenFile:
     """Per-inode state while this mount has the inode open (see the module docstring)."""
 
-    def __init__(self, inode: Inode, storage: StorageClient, buffer_limit: int) -> None:
+    def __init__(self, inode: Inode, storage: StorageClient, buffer_limit: int, readahead: int = 0) -> None:
         self.inode = inode
         self.storage = storage
         self.buffer_limit = buffer_limit
+        self.readahead = readahead
+        self._ahead_offset = 0
+        self._ahead: bytes | memoryview = b""  # bytes kept from the last read-ahead
+        self._ahead_buffer = bytearray()  # what _ahead views (reused: no 4 MiB memset per window)
+        self._filling = False  # a read-ahead is being received into _ahead_buffer
+        self._next_read = 0  # where a sequential read would start
         self.lock = trio.Lock()
         self.refs = 0
         self.meta_length = inode.length
@@ -52,7 +64,11 @@ class OpenFile:
         self.inode = inode
         self.meta_length = inode.length
 
+    def forget_read_ahead(self) -> None:
+        self._ahead = b""
+
     async def write(self, offset: int, data: bytes) -> None:
+        self._ahead = b""
         async with self.lock:
             end = offset + len(data)
             if self.buffer and offset == self.buffer_offset + len(self.buffer):
@@ -89,15 +105,40 @@ class OpenFile:
         await self.storage.write(self.inode.id, layout, offset, data)
 
     async def read(self, offset: int, size: int) -> bytes:
-        """Up to ``size`` bytes from ``offset``, bounded by the length (buffered bytes sent first)."""
-        await self.flush()
+        """Up to ``size`` bytes from ``offset``, bounded by the length (buffered bytes sent first;
+        sequential reads served from read-ahead, see the module docstring)."""
+        if self.buffer:
+            self._ahead = b""
+            await self.flush()
         length = self.length
-        if offset >= length or size <= 0 or self.inode.layout is None:
+        layout = self.inode.layout
+        if offset >= length or size <= 0 or layout is None:
             return b""
-        return await self.storage.read(self.inode.id, self.inode.layout, offset, min(size, length - offset))
+        size = min(size, length - offset)
+        start = offset - self._ahead_offset
+        if len(self._ahead) and 0 <= start and start + size <= len(self._ahead):
+            self._next_read = offset + size
+            return bytes(self._ahead[start : start + size])
+        sequential = offset == self._next_read
+        self._next_read = offset + size
+        if not sequential or self.readahead <= size or self._filling:
+            return await self.storage.read(self.inode.id, layout, offset, size)
+        window = min(self.readahead, length - offset)
+        if len(self._ahead_buffer) != self.readahead:
+            self._ahead_buffer = bytearray(self.readahead)
+        self._ahead = b""
+        view = memoryview(self._ahead_buffer)[:window]
+        self._filling = True  # one window at a time: a concurrent read must not land in it
+        try:
+            await self.storage.read_into(self.inode.id, layout, offset, view)
+        finally:
+            self._filling = False
+        self._ahead_offset, self._ahead = offset, view
+        return bytes(view[:size])
 
     def truncated(self, inode: Inode) -> None:
         """A truncate (or O_TRUNC) through this mount set the length to ``inode.length``."""
+        self._ahead = b""
         self.seen(inode)
         self.written_end = min(self.written_end, inode.length)
 
@@ -130,9 +171,10 @@ class DirHandle:
 class OpenFiles:
     """The handle tables of one mount."""
 
-    def __init__(self, storage: StorageClient, buffer_limit: int) -> None:
+    def __init__(self, storage: StorageClient, buffer_limit: int, readahead: int = 0) -> None:
         self.storage = storage
         self.buffer_limit = buffer_limit
+        self.readahead = readahead
         self.by_inode: dict[int, OpenFile] = {}
         self.handles: dict[int, Handle] = {}
         self.dirs: dict[int, DirHandle] = {}
@@ -153,9 +195,10 @@ class OpenFiles:
     def open(self, inode: Inode, caller: Caller, writable: bool, session_id: bytes) -> Handle:
         file = self.by_inode.get(inode.id)
         if file is None:
-            file = self.by_inode[inode.id] = OpenFile(inode, self.storage, self.buffer_limit)
+            file = self.by_inode[inode.id] = OpenFile(inode, self.storage, self.buffer_limit, self.readahead)
         else:
             file.seen(inode)
+            file.forget_read_ahead()  # close-to-open: a new open sees other clients' changes
         file.refs += 1
         handle = Handle(next(self._next_fh), file, caller, writable, session_id)
         self.handles[handle.fh] = handle

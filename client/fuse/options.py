@@ -17,6 +17,7 @@ from threefs.errors import Code, ThreeFSError
 __all__ = ["MountOptions", "parse_mount_options"]
 
 DEFAULT_WRITE_BUFFER = 4 << 20
+DEFAULT_READAHEAD = 4 << 20
 MIN_WRITE_BUFFER = 64 << 10
 MAX_WRITE_BUFFER = 64 << 20
 
@@ -54,6 +55,7 @@ class MountOptions:
     the kernel may keep a name, attributes, or a "no such name" answer without asking again;
     ``writeback``: the kernel's writeback cache (pyfuse3 ``enable_writeback_cache``);
     ``write_buffer``: bytes buffered per open file before a write goes to storage;
+    ``readahead``: bytes fetched at once when an open file is read sequentially (0: off);
     ``max_tasks``: concurrent requests pyfuse3 serves; ``fuse_options``: passed to libfuse."""
 
     entry_timeout: float = 0.0
@@ -61,6 +63,7 @@ class MountOptions:
     negative_timeout: float = 0.0
     writeback: bool = False
     write_buffer: int = DEFAULT_WRITE_BUFFER
+    readahead: int = DEFAULT_READAHEAD
     max_tasks: int = 64
     debug: bool = False
     fuse_options: set[str] = field(default_factory=set)
@@ -114,6 +117,11 @@ def parse_mount_options(text: str | list[str]) -> MountOptions:
             if not MIN_WRITE_BUFFER <= size <= MAX_WRITE_BUFFER:
                 raise ThreeFSError(Code.CONFIG_INVALID, f"write_buffer must be in [64k, 64m], not {value}")
             options.write_buffer = size
+        elif name == "readahead" and has_value:
+            size = _size(name, value)
+            if size and not MIN_WRITE_BUFFER <= size <= MAX_WRITE_BUFFER:
+                raise ThreeFSError(Code.CONFIG_INVALID, f"readahead must be 0 or in [64k, 64m], not {value}")
+            options.readahead = size
         elif name == "max_tasks" and has_value and value.isdigit() and int(value) >= 1:
             options.max_tasks = int(value)
         elif name == "debug" and not has_value:

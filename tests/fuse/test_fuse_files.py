@@ -153,3 +153,37 @@ def test_directory_is_not_writable_as_a_file(mounted) -> None:
     with pytest.raises(OSError) as info:
         os.open(os.path.join(mounted.path, "missing", "x"), os.O_CREAT | os.O_WRONLY)
     assert info.value.errno == errno.ENOENT
+
+
+def test_sequential_reads_use_read_ahead_without_going_stale(mounted) -> None:
+    """Read-ahead keeps up to 4 MiB of a file read sequentially; a write through this mount, or a
+    new open after another client's write, must never be answered from it."""
+    path = os.path.join(mounted.path, "ahead")
+    rng = random.Random(7)
+    data = bytearray(rng.randbytes(40 * CHUNK))
+    with open(path, "wb") as f:
+        f.write(data)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        assert os.pread(fd, 4096, 0) == data[:4096]  # sequential from 0: fetches ahead
+        assert os.pread(fd, 4096, 4096) == data[4096:8192]  # served from what was fetched
+        os.pwrite(fd, b"X" * 100, 10_000)  # a write through this mount drops it
+        data[10_000:10_100] = b"X" * 100
+        assert os.pread(fd, 8192, 8192) == data[8192:16384]
+        assert os.pread(fd, 4096, 16384) == data[16384:20480]
+    finally:
+        os.close(fd)
+    other = mounted.second_mount()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert os.pread(fd, 4096, 0) == data[:4096]  # read-ahead now holds 0..4 MiB
+        with open(os.path.join(other.path, "ahead"), "r+b") as f:  # another client changes it
+            f.seek(30_000)
+            f.write(b"Y" * 50)
+        data[30_000:30_050] = b"Y" * 50
+        # close-to-open: a new open sees the other client's write, even while this mount
+        # still holds the file open (and its read-ahead) through ``fd``
+        with open(path, "rb") as f:
+            assert f.read() == bytes(data)
+    finally:
+        os.close(fd)
