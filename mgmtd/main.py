@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -25,13 +24,11 @@ from threefs.errors import Code, ThreeFSError
 from threefs.kv import Engine, open_engine, run_transaction
 from threefs.rpc import format_address
 from threefs.service import configure_logging, dump_toml
+from threefs.service.launch import EXIT_FAILED, EXIT_USAGE, serve_until_signal
 
 __all__ = ["main"]
 
 log = logging.getLogger("mgmtd")
-
-EXIT_USAGE = 2
-EXIT_FAILED = 1
 
 
 def _open_kv(url: str) -> Engine:
@@ -60,18 +57,11 @@ def _check_cluster(engine: Engine, cluster_id: str) -> None:
 
 async def _serve(config: MgmtdConfig, secret: bytes, engine: Engine) -> None:
     app = MgmtdApp(config, secret, engine)
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(app.run)
-            print(
-                f"mgmtd {config.node_id} listening on {format_address((config.listen_host, app.port))}",
-                flush=True,
-            )
-            async for signum in signals:
-                log.info("got %s: stopping", signal.Signals(signum).name)
-                nursery.cancel_scope.cancel()
-                break
-    log.info("stopped")
+    await serve_until_signal(
+        app.run,
+        lambda: f"mgmtd {config.node_id} listening on {format_address((config.listen_host, app.port))}",
+        log,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,80 +8,33 @@ prints one line to stderr and exits 2; a failure while running exits 1.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import signal
 import sys
-
-import trio
 
 from storage.app import StorageApp
 from storage.config import StorageConfig, load_cluster_secret, load_storage_config
-from threefs.config import config_to_dict
-from threefs.errors import Code, ThreeFSError
-from threefs.service import configure_logging, dump_toml
+from threefs.service.launch import node_main, serve_until_signal
 
 __all__ = ["main"]
 
 log = logging.getLogger("storage")
 
-EXIT_USAGE = 2
-EXIT_FAILED = 1
-
 
 async def _serve(config: StorageConfig, secret: bytes) -> None:
     app = StorageApp(config, secret)
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(app.run)
-            print(f"storage {config.node_id} listening on {app.address}", flush=True)
-            async for signum in signals:
-                log.info("got %s: stopping", signal.Signals(signum).name)
-                nursery.cancel_scope.cancel()
-                break
-    log.info("stopped")
-
-
-def _run_unwrapped(config: StorageConfig, secret: bytes) -> None:
-    """``trio.run(_serve, ...)``, raising a lone error from inside nurseries as itself."""
-    try:
-        trio.run(_serve, config, secret)
-    except BaseExceptionGroup as group:
-        leaf: BaseException = group
-        while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
-            leaf = leaf.exceptions[0]
-        if isinstance(leaf, ThreeFSError | OSError):
-            raise leaf from None
-        raise
+    await serve_until_signal(app.run, lambda: f"storage {config.node_id} listening on {app.address}", log)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run a storage node; returns the exit code (0 after a clean stop by signal)."""
-    parser = argparse.ArgumentParser(prog="threefs-storage", description="threefs storage node")
-    parser.add_argument("--config", metavar="FILE", required=True, help="TOML configuration")
-    parser.add_argument(
-        "--dump-config", action="store_true", help="print the effective configuration and exit"
+    return node_main(
+        argv,
+        prog="threefs-storage",
+        description="threefs storage node",
+        load_config=load_storage_config,
+        load_secret=load_cluster_secret,
+        serve=_serve,
     )
-    args = parser.parse_args(argv)
-    try:
-        config = load_storage_config(args.config)
-        if args.dump_config:
-            sys.stdout.write(dump_toml(config_to_dict(config)))
-            return 0
-        secret = load_cluster_secret(config)
-    except ThreeFSError as exc:
-        print(f"threefs-storage: {exc.message}", file=sys.stderr)
-        return EXIT_USAGE
-    configure_logging(config.log_level)
-    try:
-        _run_unwrapped(config, secret)
-    except ThreeFSError as exc:
-        print(f"threefs-storage: {exc.message}", file=sys.stderr)
-        return EXIT_USAGE if exc.code == Code.CONFIG_INVALID else EXIT_FAILED
-    except OSError as exc:  # e.g. the listen port is in use
-        print(f"threefs-storage: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """What every threefs server process shares: one-line logs, the metrics endpoint, config dumps.
 
-``threefs-mgmtd`` and ``threefs-storage`` (and the services after them) use these so that logs,
-``--dump-config`` and ``GET /metrics`` look the same on every node.
+``threefs-mgmtd``, ``threefs-storage`` and ``threefs-meta`` use these so that logs,
+``--dump-config`` and ``GET /metrics`` look the same on every node; ``threefs.service.launch``
+is their shared ``main()``.
 """
 
 from threefs.service.logs import LogfmtFormatter, configure_logging
