@@ -149,11 +149,13 @@ async def run_cluster(directory: Path, url: str, client_counts: list[int], secon
         }
 
 
-def bench_engine(kind: str, directory: Path, client_counts: list[int], seconds: float) -> dict[int, dict]:
+def bench_engine(
+    kind: str, directory: Path, client_counts: list[int], seconds: float, synchronous: str = "FULL"
+) -> dict[int, dict]:
     with ExitStack() as stack:
         if kind == "sqlite":
-            meta_url = f"sqlite:///{directory}/meta.db"
-            limit_url = f"sqlite:///{directory}/kv-limit.db"
+            meta_url = f"sqlite:///{directory}/meta.db?synchronous={synchronous}"
+            limit_url = f"sqlite:///{directory}/kv-limit.db?synchronous={synchronous}"
         else:
             from threefs.testing.postgres import PostgresServer
 
@@ -171,6 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", default="1,8", help="concurrent client counts (default 1,8)")
     parser.add_argument("--engines", default="sqlite,postgres", help="KV engines (default sqlite,postgres)")
     parser.add_argument(
+        "--sqlite-synchronous",
+        default="FULL",
+        choices=["FULL", "NORMAL"],
+        help="sqlite's PRAGMA synchronous for meta and its limit (FULL, the default, fsyncs every "
+        "commit; NORMAL only at checkpoints: survives a process crash, not a power cut)",
+    )
+    parser.add_argument(
         "--out", default="bench/results/meta.json", help="where to write the JSON record ('' for nowhere)"
     )
     args = parser.parse_args(argv)
@@ -187,10 +196,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="threefs-bench-meta-") as tmp:
         for kind in engines:
             (Path(tmp) / kind).mkdir()
-            results[kind] = bench_engine(kind, Path(tmp) / kind, client_counts, args.seconds)
+            results[kind] = bench_engine(
+                kind, Path(tmp) / kind, client_counts, args.seconds, args.sqlite_synchronous
+            )
     echo = {clients: echo_limit(clients, args.seconds) for clients in client_counts}
 
-    record: dict[str, object] = {"bench": "meta", "seconds": args.seconds, "cpu_count": os.cpu_count()}
+    record: dict[str, object] = {
+        "bench": "meta",
+        "seconds": args.seconds,
+        "cpu_count": os.cpu_count(),
+        "sqlite_synchronous": args.sqlite_synchronous,
+    }
     print(f"{'benchmark':<30} {'ops/s':>9} {'kv txn/s':>9} {'ratio':>6} {'echo/s':>9} {'ratio':>6}")
     for kind, by_clients in results.items():
         for clients, figures in by_clients.items():

@@ -74,6 +74,15 @@ class Layout(msgspec.Struct, frozen=True, kw_only=True):
     seed: U64 = 0
 
     def __post_init__(self) -> None:
+        if (
+            1 <= self.table_id <= MAX_CHUNK_INDEX
+            and 1 <= self.table_version <= MAX_CHUNK_INDEX
+            and MIN_CHUNK_SIZE <= self.chunk_size <= MAX_CHUNK_SIZE
+            and 1 <= self.stripe_size <= MAX_CHUNK_INDEX
+            and 0 <= self.base_index <= MAX_CHUNK_INDEX
+            and 0 <= self.seed <= _MASK64
+        ):
+            return  # every inode decode runs this: the common case without building the table
         checks = (
             ("table_id", 1 <= self.table_id <= MAX_CHUNK_INDEX),
             ("table_version", 1 <= self.table_version <= MAX_CHUNK_INDEX),

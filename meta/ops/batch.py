@@ -13,6 +13,14 @@ until the queue is empty; later submitters wait for their result. The leader's l
 from cancellation, so a cancelled leader still finishes the batch others wait on (like an
 operation already in its worker thread, which also runs to its end).
 
+Where a batch runs: in one worker thread call, or (``inline_ops``, for engines with
+``local_reads``: sqlite, mem) with its operations on the event loop and only the waits in worker
+threads: ``Transaction.begin`` when ``try_begin`` finds sqlite's write lock taken (by another
+thread or process), and a commit that waits for the disk (``commit_waits_for_disk``: an
+fsync). An operation is tens of local b-tree lookups, and running it in a thread
+made the thread and the event loop hand the GIL back and forth for every query; the commit's
+fsync releases the GIL, so the loop keeps reading requests (the next batch) meanwhile.
+
 If a batch's commit fails, nothing of it happened: each of its operations then runs again on
 its own through ``fallback`` (the ordinary retried path), so a retryable commit error costs a
 retry, not a failure; so does an operation that failed with a retryable error in the batch.
@@ -47,10 +55,18 @@ class GroupCommitter:
     """Batches write attempts on ``engine`` (which must support savepoints); at most
     ``max_batch`` operations per transaction, run in a worker thread through ``limiter``."""
 
-    def __init__(self, engine: Engine, *, max_batch: int = 64, limiter: trio.CapacityLimiter | None = None):
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_batch: int = 64,
+        limiter: trio.CapacityLimiter | None = None,
+        inline_ops: bool = False,
+    ):
         if not engine.supports_savepoints:
             raise ValueError(f"{type(engine).__name__} has no savepoints: it cannot group commits")
         self._engine = engine
+        self._inline_ops = inline_ops
         self._max_batch = max_batch
         self._limiter = limiter
         self._queue: list[_Pending] = []
@@ -77,6 +93,8 @@ class GroupCommitter:
             self._leading = True
             try:
                 with trio.CancelScope(shield=True):
+                    # let the requests already received (tasks ready to run) join this batch
+                    await trio.lowlevel.checkpoint()
                     while self._queue:
                         batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
                         await self._run(batch)
@@ -87,7 +105,10 @@ class GroupCommitter:
 
     async def _run(self, batch: list[_Pending]) -> None:
         try:
-            results = await trio.to_thread.run_sync(self._run_in_thread, batch, limiter=self._limiter)
+            if self._inline_ops:
+                results = await self._run_inline(batch)
+            else:
+                results = await trio.to_thread.run_sync(self._run_in_thread, batch, limiter=self._limiter)
         except BaseException:
             results = None
         if results is None:  # the shared commit failed: nothing happened, run each alone
@@ -104,20 +125,43 @@ class GroupCommitter:
             pending.result = result
             pending.done.set()
 
+    async def _run_inline(self, batch: list[_Pending]) -> list[outcome.Outcome]:
+        # No limiter for these two hops: the transaction holds the engine's write lock from
+        # begin to commit, and a limiter slot taken meanwhile by a thread waiting for that lock
+        # would keep the commit from ever starting.
+        txn = self._engine.transaction()
+        try:
+            if not txn.try_begin():
+                await trio.to_thread.run_sync(txn.begin)
+            results = self._run_ops(txn, batch)
+            if self._engine.commit_waits_for_disk:
+                await trio.to_thread.run_sync(txn.commit)
+            else:
+                txn.commit()
+        except BaseException:
+            txn.rollback()
+            raise
+        return results
+
     def _run_in_thread(self, batch: list[_Pending]) -> list[outcome.Outcome]:
         txn = self._engine.transaction()
-        results: list[outcome.Outcome] = []
         try:
-            for pending in batch:
-                txn.savepoint()
-                result = outcome.capture(pending.attempt, txn)
-                if isinstance(result, outcome.Error):
-                    txn.rollback_to_savepoint()
-                else:
-                    txn.release_savepoint()
-                results.append(result)
+            results = self._run_ops(txn, batch)
             txn.commit()
         except BaseException:
             txn.rollback()
             raise
+        return results
+
+    @staticmethod
+    def _run_ops(txn: Transaction, batch: list[_Pending]) -> list[outcome.Outcome]:
+        results: list[outcome.Outcome] = []
+        for pending in batch:
+            txn.savepoint()
+            result = outcome.capture(pending.attempt, txn)
+            if isinstance(result, outcome.Error):
+                txn.rollback_to_savepoint()
+            else:
+                txn.release_savepoint()
+            results.append(result)
         return results

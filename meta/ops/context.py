@@ -71,7 +71,9 @@ class MetaEnv:
         if self.write_limiter is None and self.engine.serializes_writers:
             self.write_limiter = trio.CapacityLimiter(1)
         if self.group_commit and self.engine.serializes_writers and self.engine.supports_savepoints:
-            self.committer = GroupCommitter(self.engine, limiter=self.write_limiter)
+            self.committer = GroupCommitter(
+                self.engine, limiter=self.write_limiter, inline_ops=self.engine.local_reads
+            )
 
 
 @dataclass

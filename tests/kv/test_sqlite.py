@@ -96,3 +96,40 @@ def test_unopenable_file_is_unavailable(tmp_path) -> None:
     with pytest.raises(ThreeFSError) as excinfo:
         SqliteEngine(tmp_path / "missing-dir" / "kv.db")
     assert excinfo.value.code == Code.KV_UNAVAILABLE
+
+
+def test_try_begin_takes_a_free_write_lock_and_never_waits_for_a_held_one(path) -> None:
+    # Two engines on one file stand for two processes (each has its own in-process lock).
+    with SqliteEngine(path, busy_timeout_s=5) as here, SqliteEngine(path, busy_timeout_s=5) as other:
+        holder = other.transaction()
+        holder.set(b"a", b"1")  # another process holds the file's write lock
+        holder.begin()
+        txn = here.transaction()
+        started = time.monotonic()
+        assert txn.try_begin() is False
+        assert time.monotonic() - started < 1.0  # not the 5 s busy timeout
+        holder.commit()
+        same_process = here.transaction()
+        same_process.begin()  # this process's lock, held by another transaction
+        assert here.transaction().try_begin() is False
+        same_process.rollback()
+        assert txn.try_begin() is True
+        txn.set(b"b", b"2")
+        txn.commit()
+        assert here.transaction().try_begin() is True  # the busy timeout was put back: see below
+        conn = here._checkout()
+        try:
+            assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+        finally:
+            here._checkin(conn)
+    with SqliteEngine(path) as engine:
+        assert run_transaction(engine, lambda t: t.get_range(b"", b"\xff"), read_only=True) == [
+            (b"a", b"1"),
+            (b"b", b"2"),
+        ]
+
+
+def test_commit_waits_for_disk_follows_synchronous(path) -> None:
+    assert SqliteEngine(path).commit_waits_for_disk is True
+    assert SqliteEngine(path, synchronous="NORMAL").commit_waits_for_disk is False
+    assert open_engine("mem://").commit_waits_for_disk is False

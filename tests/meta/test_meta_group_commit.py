@@ -21,8 +21,9 @@ def read_all(engine) -> dict[bytes, bytes]:
     return dict(run_transaction(engine, lambda txn: txn.get_range(b"", b"\xff"), read_only=True))
 
 
-async def test_ops_submitted_together_share_a_transaction_and_fail_alone(engine):
-    committer = GroupCommitter(engine, limiter=trio.CapacityLimiter(1))
+@pytest.mark.parametrize("inline_ops", [False, True], ids=["in-thread", "inline"])
+async def test_ops_submitted_together_share_a_transaction_and_fail_alone(engine, inline_ops):
+    committer = GroupCommitter(engine, limiter=trio.CapacityLimiter(1), inline_ops=inline_ops)
     results: dict[int, object] = {}
 
     def op(i: int):
@@ -86,3 +87,65 @@ async def test_a_failed_commit_runs_every_op_alone(engine, monkeypatch):
 def test_engines_without_savepoints_are_refused():
     with open_engine("mem://") as engine, pytest.raises(ValueError):
         GroupCommitter(engine)
+
+
+async def test_an_inline_batch_waits_in_a_thread_for_a_write_lock_held_elsewhere(engine):
+    """try_begin fails while another transaction holds sqlite's write lock: the batch then
+    begins in a worker thread (the event loop keeps running) and commits once the lock is free."""
+    committer = GroupCommitter(engine, inline_ops=True)
+    holder = engine.transaction()
+    holder.set(b"held", b"1")  # takes the write lock
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await trio.sleep(0.01)
+
+    async def fallback_never():
+        raise AssertionError("no fallback expected")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ticker)
+        submitted, finished = trio.Event(), trio.Event()
+        results = []
+
+        async def submit() -> None:
+            submitted.set()
+            results.append(await committer.submit(lambda txn: txn.set(b"k", b"v") or "done", fallback_never))
+            finished.set()
+
+        nursery.start_soon(submit)
+        await submitted.wait()
+        await trio.sleep(0.2)
+        assert results == [] and ticks >= 5  # waiting, and the loop was not blocked
+        await trio.to_thread.run_sync(holder.commit)
+        with trio.fail_after(5):
+            await finished.wait()
+        nursery.cancel_scope.cancel()
+    assert results == ["done"]
+    assert read_all(engine) == {b"held": b"1", b"k": b"v"}
+
+
+async def test_a_failed_inline_commit_runs_every_op_alone(engine, monkeypatch):
+    committer = GroupCommitter(engine, inline_ops=True)
+    original = engine.transaction
+
+    def failing_commits(read_only: bool = False):
+        txn = original(read_only)
+
+        def lost() -> None:
+            raise ThreeFSError(Code.KV_COMMIT_UNKNOWN, "lost")
+
+        txn.commit = lost
+        return txn
+
+    monkeypatch.setattr(engine, "transaction", failing_commits)
+
+    async def fallback():
+        return "alone"
+
+    assert await committer.submit(lambda txn: txn.set(b"y", b"2"), fallback) == "alone"
+    monkeypatch.undo()
+    assert read_all(engine) == {}

@@ -214,6 +214,20 @@ class Transaction(ABC):
             raise
         self._closed = True
 
+    def begin(self) -> None:
+        """Start the transaction now rather than at its first operation: an engine that takes
+        locks when a transaction starts (sqlite's write lock) takes them here, waiting as its
+        first operation would. A no-op where nothing is taken up front. Lets a caller wait for
+        the locks in a worker thread and then run the operations wherever it likes."""
+        self._check_open()
+
+    def try_begin(self) -> bool:
+        """``begin`` if that needs no wait; False, with nothing taken, when another transaction
+        (of this process or another) holds what it would wait for. True where ``begin`` never
+        waits."""
+        self.begin()
+        return True
+
     # ---- savepoints (engines with ``supports_savepoints``) ---------------------------------
 
     def savepoint(self) -> None:
@@ -312,6 +326,8 @@ class Engine(ABC):
     ``local_reads`` is True for engines whose read-only transactions touch only local memory or
     a local file and take microseconds (mem, sqlite): an event loop may run them inline instead
     of in a worker thread, whose GIL hand-off per query costs more than the query.
+    ``commit_waits_for_disk``: a commit flushes to stable storage (an fsync) before it returns,
+    so an event loop should commit in a worker thread.
     ``supports_savepoints``: transactions implement ``savepoint`` / ``release_savepoint`` /
     ``rollback_to_savepoint`` (sqlite), so several independent operations can share one
     transaction, each undone alone when it fails (group commit).
@@ -320,6 +336,7 @@ class Engine(ABC):
     serializes_writers: bool = False
     local_reads: bool = False
     supports_savepoints: bool = False
+    commit_waits_for_disk: bool = True
     max_key_bytes: int = MAX_KEY_BYTES
 
     @abstractmethod

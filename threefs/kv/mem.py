@@ -182,6 +182,7 @@ class MemEngine(Engine):
     """An empty in-memory store per instance (URL ``mem://``)."""
 
     local_reads = True
+    commit_waits_for_disk = False
 
     def __init__(self) -> None:
         self._store = _Store()

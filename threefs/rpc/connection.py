@@ -58,9 +58,10 @@ class FrameWriter:
         self._wakeup = trio.Event()
         self._sending = False  # run() is inside send_parts: nothing else may write meanwhile
 
-    def enqueue(self, head: bytearray, payload: Buffer | list[Part] = b"") -> None:
+    def enqueue(self, head: bytearray, payload: Buffer | list[Part] = b"", *, flush: bool = False) -> None:
         """Queue one frame (``head`` = header + envelope from ``encode_frame``; ``payload`` one
-        buffer or a list of parts)."""
+        buffer or a list of parts). ``flush``: hand what is queued to the kernel now if that does
+        not block (for a lone frame: saves waking the sending task, a scheduler pass)."""
         parts = self._parts
         parts.append(head)
         if type(payload) is list:
@@ -71,10 +72,16 @@ class FrameWriter:
         elif len(payload):
             parts.append(payload)  # type: ignore[arg-type]
         self._frames += 1
-        if self._frames >= self.EAGER_FLUSH_FRAMES and not self._sending and not self._regions:
+        if (flush or self._frames >= self.EAGER_FLUSH_FRAMES) and not self._sending and not self._regions:
             self._flush_nowait()
         if self._parts:
             self._wakeup.set()
+
+    def flush_nowait(self) -> None:
+        """Hand what is queued to the kernel now, as far as it takes it without blocking; the
+        rest goes out from ``run``."""
+        if self._parts and not self._sending and not self._regions:
+            self._flush_nowait()
 
     def _flush_nowait(self) -> None:
         parts = self._parts
@@ -136,6 +143,9 @@ class ClientConnection:
     Call deadlines are kept by one timer task per connection rather than a cancel scope per
     call (a trio cancel scope costs about 8 us, a sizeable part of a small call).
     """
+
+    # Calls in flight (this one included) up to which a call is sent at once rather than queued.
+    EAGER_SEND_IN_FLIGHT = 2
 
     def __init__(self, stream: Stream, reader: FrameReader, max_frame_bytes: int) -> None:
         self.peer = stream.peer
@@ -278,7 +288,9 @@ class ClientConnection:
         pending[request_id] = _Call(trio.lowlevel.current_task(), deadline, spec, sink)
         if deadline < self._timer_scope.deadline:
             self._timer_scope.deadline = deadline
-        self._writer.enqueue(head, payload)
+        # A call alone on its connection goes out at once; with more in flight, frames queue up
+        # and share a send (see FrameWriter.EAGER_FLUSH_FRAMES).
+        self._writer.enqueue(head, payload, flush=len(pending) <= self.EAGER_SEND_IN_FLIGHT)
         reply = await trio.lowlevel.wait_task_rescheduled(abort)
         if reply is _EXPIRED:
             raise ThreeFSError(
