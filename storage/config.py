@@ -51,6 +51,9 @@ class StorageConfig(Section):
     CreateTarget RPC are remembered in ``<data_dir>/targets.json``. ``heartbeat_interval_s`` 0
     means the interval mgmtd names in its heartbeat replies. ``update_timeout_s`` bounds an
     update whose caller gave no deadline. ``metrics_port``: -1 off, 0 any free port.
+    ``min_free_bytes`` / ``min_free_ratio``: the free space each target keeps; a target with
+    less refuses new chunks (both 0: no reserve); its free space is sampled at most every
+    ``free_space_refresh_s`` seconds.
     """
 
     cluster_id: str = "threefs"
@@ -71,6 +74,9 @@ class StorageConfig(Section):
     max_concurrent_reads: int = 64
     dedup_seqs_per_channel: int = 16
     dedup_max_channels: int = 65536
+    min_free_bytes: int = 1 << 30
+    min_free_ratio: float = 0.02
+    free_space_refresh_s: float = 1.0
     metrics_host: str = ""
     metrics_port: int = -1
     log_level: str = "INFO"
@@ -102,6 +108,12 @@ class StorageConfig(Section):
                 raise bad_setting(key, "in [1, 4096]", getattr(self, key))
         if not 1 <= self.dedup_max_channels <= 1 << 24:
             raise bad_setting("dedup_max_channels", "in [1, 2^24]", self.dedup_max_channels)
+        if self.min_free_bytes < 0:
+            raise bad_setting("min_free_bytes", ">= 0 (0: no fixed reserve)", self.min_free_bytes)
+        if not 0 <= self.min_free_ratio < 1:
+            raise bad_setting("min_free_ratio", "in [0, 1) (0: no proportional reserve)", self.min_free_ratio)
+        if self.free_space_refresh_s < 0:
+            raise bad_setting("free_space_refresh_s", ">= 0", self.free_space_refresh_s)
 
     def target_path(self, target: TargetConfig) -> Path:
         """The directory of ``target`` (its own ``path``, or one under ``data_dir``)."""

@@ -21,6 +21,7 @@ from client.routing import RoutingCache
 from storage.components.chain_position import ChainPosition, locate
 from storage.components.chunk_locks import ChunkLocks
 from storage.components.dedup import RequestDedup
+from storage.components.free_space import FreeSpaceGuard, SpaceReserve
 from storage.components.targets import Target, TargetRegistry
 from storage.config import StorageConfig
 from storage.metrics import StorageMetrics, TargetSample
@@ -66,6 +67,9 @@ class StorageState:
         self.dedup = RequestDedup(config.dedup_seqs_per_channel, config.dedup_max_channels)
         self.update_limiter = trio.CapacityLimiter(config.max_concurrent_updates)
         self.read_limiter = trio.CapacityLimiter(config.max_concurrent_reads)
+        self.space_guard = FreeSpaceGuard(
+            SpaceReserve(config.min_free_bytes, config.min_free_ratio), config.free_space_refresh_s
+        )
         self.started_ms = now_ms()
         self.address = ""  # "host:port" told to mgmtd, once listening
         self.client_id = os.urandom(16)  # tags of the requests this node makes itself (resync)
@@ -94,6 +98,14 @@ class StorageState:
             target.mark_failed(str(exc))
             self.wake_heartbeat()
             raise ThreeFSError(Code.STORAGE_IO_ERROR, f"target {target.target_id}: {exc}") from exc
+
+    async def check_room_for_new_chunk(self, target: Target) -> None:
+        """Raise STORAGE_NO_SPACE when ``target``'s free space is below the node's reserve
+        (``min_free_bytes`` / ``min_free_ratio``), from a sample at most
+        ``free_space_refresh_s`` old (``FreeSpaceGuard``). Changes nothing."""
+        await self.space_guard.check_new_chunk(
+            target.target_id, lambda: self.store_call(target, target.store.space, read=True)
+        )
 
     # ------------------------------------------------------------------ routing
 

@@ -14,10 +14,22 @@ there is nobody left to ask. It gives up (``ForwardFailed``) when:
   the whole chunk was sent (``ForwardPlan.escalate``);
 - the deadline passes (the error of the last try, or RPC_DEADLINE_EXCEEDED).
 
-``ForwardFailed.delivered`` says whether some try may have reached the successor: only when
-none did (every try failed to connect) may the caller drop its pending version; otherwise the
-successor may have committed it and the version must never be reused (see
-``storage.components.update_rules``).
+``ForwardFailed.delivered`` says whether some try may have left the update at the successor:
+only when none did may the caller drop its pending version; otherwise the successor may have
+committed it and the version must never be reused (see ``storage.components.update_rules``).
+A try leaves nothing when it failed to connect, or when the successor refused it with
+STORAGE_NO_SPACE: a target refuses a new chunk below its free-space reserve before preparing
+anything, a prepare that meets the OS's ENOSPC is undone by the store, and a target refused by
+its own successor drops its pending version (this rule) before passing the refusal on. A
+refusal after an earlier try that may have been delivered still counts as delivered.
+
+Two cases escape this, both only once the disk itself is full (past the reserve): a successor
+that already held the version as a leftover of an earlier update and failed to prepare it
+again, and a commit whose metadata write failed after the successor had committed. Some
+replica after the refusing one may then hold the version committed with other content while
+the predecessors reuse the number; the next update of the chunk finds the answers differ and
+sends the whole chunk, which replaces what the replica holds at that version (update_rules,
+REPLACE). The refused write was never acknowledged, so nothing acknowledged is lost.
 """
 
 from __future__ import annotations
@@ -40,7 +52,7 @@ log = logging.getLogger("storage.forward")
 
 _FIRST_PAUSE_S = 0.02
 _MAX_PAUSE_S = 0.5
-_NOT_DELIVERED = frozenset({Code.RPC_CONNECT_FAILED, Code.RPC_AUTH_FAILED})
+_NOT_DELIVERED = frozenset({Code.RPC_CONNECT_FAILED, Code.RPC_AUTH_FAILED, Code.STORAGE_NO_SPACE})
 
 
 class ForwardFailed(Exception):

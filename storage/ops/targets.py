@@ -80,6 +80,7 @@ async def remove_target(state: StorageState, request: RemoveTargetRequest) -> Re
     # with TARGET_NOT_FOUND from now on.
     registry = state.targets
     registry.drop(request.target_id)
+    state.space_guard.forget(request.target_id)
 
     def delete() -> int:
         try:

@@ -13,6 +13,14 @@ forward is shielded from cancellation, so a successor's commit is never left wit
 a forward gives up, the pending version is dropped only if no try reached the successor;
 otherwise it stays as a *leftover* (reads of this replica answer CHUNK_NOT_COMMITTED unless it
 is the read tail) and the chunk's next update or a resync settles it.
+
+Disk full: an update that would create a chunk with data (WRITE, REPLACE) on a target below its
+free-space reserve is refused with STORAGE_NO_SPACE before anything changes there
+(``StorageState.check_room_for_new_chunk``), at the head and at every SERVING hop; a SYNCING
+target is not checked (it is being given what its chain already holds). A successor's
+STORAGE_NO_SPACE counts as undelivered in ``ops.forward``, so each predecessor drops its pending
+version and the refusal leaves every replica as it was. Updates of existing chunks and
+TRUNCATE (no data) are not checked: only the OS's ENOSPC stops them.
 """
 
 from __future__ import annotations
@@ -39,6 +47,8 @@ __all__ = ["update_chunk"]
 
 log = logging.getLogger("storage.update")
 
+_WITH_DATA = (UpdateType.WRITE, UpdateType.REPLACE)  # what a new chunk needs room for
+
 
 async def update_chunk(
     state: StorageState, request: UpdateChunkRequest, payload: Buffer, deadline: float
@@ -50,7 +60,9 @@ async def update_chunk(
     request's chain version is not this node's, or the chain changed so that this target lost
     its role midway; STORAGE_NOT_HEAD for a client update at another target than the head;
     STORAGE_SYNCING for an incremental update at a SYNCING target; STORAGE_STALE_UPDATE when a
-    forwarded version cannot be applied here; the successor's error when a forward gives up.
+    forwarded version cannot be applied here; STORAGE_NO_SPACE when it would create a chunk on
+    a target below its free-space reserve (nothing changed on any replica) or the disk is full;
+    the successor's error when a forward gives up.
     """
     check_update_request(request, payload)
     if request.from_target == 0:
@@ -73,6 +85,8 @@ async def _at_head(
     update = ChunkUpdate.from_request(request, payload, update_version=0)
     async with state.locks.hold(target.target_id, update.chunk_id):
         meta = await state.store_call(target, target.store.get_meta, update.chunk_id)
+        if meta is None and request.update_type in _WITH_DATA:
+            await state.check_room_for_new_chunk(target)
         version, as_replace = plan_head(meta, request.update_type)
         update = replace(update, update_version=version)
         if as_replace:
@@ -123,6 +137,8 @@ async def _at_hop(
                 f"target {target.target_id} cannot apply version {request.update_version} of "
                 f"{request.chunk} ({request.update_type.name}) at commit version {committed}",
             )
+        if meta is None and request.update_type in _WITH_DATA and position.state == PublicTargetState.SERVING:
+            await state.check_room_for_new_chunk(target)
         if action == HopAction.FORCE:
             log.info("chunk %s on target %d diverged: replaced whole", request.chunk, target.target_id)
             await state.store_call(target, target.store.remove, update.chunk_id)
