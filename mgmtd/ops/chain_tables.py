@@ -77,7 +77,7 @@ def _generate(
             Code.MGMTD_INVALID_TOPOLOGY, "GenerateChainTable: no target is free (all in chains)"
         )
     first = request.first_chain_id or max((c.chain_id for c in edit.chains()), default=0) + 1
-    nodes = {node_id: sorted(free[node_id]) for node_id in sorted(free)}
+    nodes = _leave_spares({node_id: sorted(free[node_id]) for node_id in sorted(free)}, request.replication)
     specs = generate_chains(nodes, request.replication, first_chain_id=first)
     for spec in specs:
         create_chain_in(edit, spec, now_ms)
@@ -100,12 +100,26 @@ def _generate(
     return table, response
 
 
+def _leave_spares(nodes: dict[int, list[int]], replication: int) -> dict[int, list[int]]:
+    """``nodes`` less ``total % replication`` targets, which stay free as spares (e.g. 5 nodes of
+    2 targets make 3 chains of 3 and one spare): each taken, highest target id first, from the
+    node with the most targets left (ties: the highest node id), so chains stay spread."""
+    spares = sum(map(len, nodes.values())) % replication
+    nodes = {node_id: list(targets) for node_id, targets in nodes.items()}
+    for _ in range(spares):
+        fullest = max(nodes, key=lambda node_id: (len(nodes[node_id]), node_id))
+        nodes[fullest].pop()
+    return {node_id: targets for node_id, targets in nodes.items() if targets}
+
+
 async def generate_chain_table(
     state: MgmtdState, request: GenerateChainTableRequest
 ) -> GenerateChainTableResponse:
-    """Make balanced chains (``generate_chains``) over every free target and a new version of
-    ``table_id`` over them, all in one routing change. Raises ``MGMTD_INVALID_TOPOLOGY`` when no
-    target is free or the targets cannot form chains of ``replication`` on distinct nodes,
+    """Make balanced chains (``generate_chains``) over the free targets and a new version of
+    ``table_id`` over them, all in one routing change. When the free targets are not a multiple
+    of ``replication`` the remainder stay free, as spares (``_leave_spares``). Raises
+    ``MGMTD_INVALID_TOPOLOGY`` when no target is free or the targets cannot form chains of
+    ``replication`` on distinct nodes,
     ``MGMTD_NODE_NOT_FOUND`` for an unknown node, ``ALREADY_EXISTS`` when a chain id is taken."""
     now_ms = state.now_ms()
     committed = await state.mutate(lambda edit: _generate(edit, request, now_ms))

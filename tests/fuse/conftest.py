@@ -19,11 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -33,11 +29,10 @@ import trio
 from client.meta import MetaClient
 from threefs.rpc import RpcClient
 from threefs.testing.cluster import LocalCluster
+from threefs.testing.mount import FuseMount, write_cluster_config
 from threefs.wire.meta import Caller
 
 CHUNK_SIZE = 64 << 10
-MOUNT_TIMEOUT_S = 30.0
-_ROOT = Path(__file__).resolve().parents[2]
 
 
 def fuse_unavailable() -> str | None:
@@ -49,105 +44,6 @@ def fuse_unavailable() -> str | None:
     if os.geteuid() != 0:
         return "FUSE tests run as root (allow_other and setuid children)"
     return None
-
-
-def write_cluster_config(cluster: LocalCluster, path: Path) -> Path:
-    """A client cluster config (``client.config.ClusterConfig``) for ``cluster`` at ``path``."""
-    path.write_text(
-        f'mgmtd_addresses = ["{cluster.mgmtd_address}"]\ncluster_secret_file = "{cluster.secret_file}"\n'
-    )
-    return path
-
-
-class FuseMount:
-    """One ``threefs mount -f`` subprocess and its mount point (see the module docstring)."""
-
-    def __init__(
-        self,
-        cluster: LocalCluster,
-        config_file: Path,
-        path: str,
-        *,
-        options: Sequence[str] = (),
-        env: dict[str, str] | None = None,
-        registry: list[FuseMount] | None = None,
-    ) -> None:
-        self.cluster = cluster
-        self.config_file = config_file
-        self.path = path
-        self.options = list(options)
-        self.env = dict(env or {})
-        self.log_path = Path(path + ".log")
-        self.process: subprocess.Popen[bytes] | None = None
-        self._registry = registry if registry is not None else []
-        self._registry.append(self)
-
-    def command(self) -> list[str]:
-        options = ",".join(["allow_other", *self.options])
-        return [
-            sys.executable, "-m", "client.cli", "-v", "mount", self.path,
-            "--cluster-config", str(self.config_file), "-f", "-o", options,
-        ]  # fmt: skip
-
-    def mount(self) -> FuseMount:
-        """Start the daemon and wait (with a deadline) until the mount point is mounted."""
-        os.makedirs(self.path, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.command(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                cwd=_ROOT,
-                env={**os.environ, **self.env},
-            )
-        deadline = time.monotonic() + MOUNT_TIMEOUT_S
-        while not os.path.ismount(self.path):
-            if self.process.poll() is not None:
-                raise RuntimeError(f"threefs mount exited with {self.process.returncode}:\n{self.log_tail()}")
-            if time.monotonic() > deadline:
-                self.unmount()
-                raise RuntimeError(f"{self.path} not mounted after {MOUNT_TIMEOUT_S} s:\n{self.log_tail()}")
-            time.sleep(0.02)
-        return self
-
-    def unmount(self) -> None:
-        """``fusermount3 -u -z``, then wait for the daemon (killed after a deadline)."""
-        if os.path.ismount(self.path):
-            subprocess.run(["fusermount3", "-u", "-z", self.path], check=False, capture_output=True)
-        if self.process is not None:
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.send_signal(signal.SIGKILL)
-                self.process.wait()
-            self.process = None
-
-    def remount(self) -> FuseMount:
-        """Unmount and mount again (same options): nothing cached survives."""
-        self.unmount()
-        return self.mount()
-
-    def second_mount(self, *, options: Sequence[str] | None = None) -> FuseMount:
-        """Another mount of the same cluster (another client), unmounted at teardown."""
-        other = FuseMount(
-            self.cluster,
-            self.config_file,
-            tempfile.mkdtemp(prefix="threefs-mnt2-"),
-            options=self.options if options is None else options,
-            env=self.env,
-            registry=self._registry,
-        )
-        return other.mount()
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def log_tail(self, limit: int = 4000) -> str:
-        try:
-            return self.log_path.read_bytes()[-limit:].decode(errors="replace")
-        except OSError:
-            return "(no log)"
 
 
 @pytest.fixture(scope="session")

@@ -235,20 +235,17 @@ async def test_nodes_and_client_sessions(mgmtd, mock_clock):
 
 
 async def test_generate_chain_table_over_free_targets(mgmtd, mock_clock):
-    # 4 nodes x 3 targets; chain 1 takes 11 and 21, target 12 is offlined: 9 free targets, which
-    # cannot form chains of 2.
+    # 4 nodes x 3 targets; chain 1 takes 11 and 21, target 12 is offlined: 9 free targets make
+    # four chains of 2 and leave one spare, from the fullest node (ties: the highest node id).
     await ops.create_targets(
         mgmtd.state, targets(*[(node * 10 + t, node) for node in range(1, 5) for t in range(1, 4)])
     )
     await ops.create_chains(mgmtd.state, chains((1, [11, 21])))
     await ops.offline_target(mgmtd.state, OfflineTargetRequest(target_id=12))
     request = GenerateChainTableRequest(table_id=5, replication=2)
-    await refused(mgmtd, ops.generate_chain_table, request, Code.MGMTD_INVALID_TOPOLOGY, "")
-    # One more target on node 4 makes 10: five chains, ids after the last one in use.
-    await ops.create_targets(mgmtd.state, targets((44, 4)))
     response = await ops.generate_chain_table(mgmtd.state, request)
     assert (response.table_id, response.version) == (5, 1)
-    assert response.chain_ids == [2, 3, 4, 5, 6]
+    assert response.chain_ids == [2, 3, 4, 5]  # ids after the last one in use
     routing = mgmtd.routing
     assert routing.chain_tables[5][0].chain_ids == response.chain_ids
     used = []
@@ -257,13 +254,33 @@ async def test_generate_chain_table_over_free_targets(mgmtd, mock_clock):
         nodes = {routing.targets[t.target_id].node_id for t in chain.targets}
         assert len(nodes) == 2 and all(t.public_state.name == "SERVING" for t in chain.targets)
         used += [t.target_id for t in chain.targets]
-    assert sorted(used) == [13, 22, 23, 31, 32, 33, 41, 42, 43, 44]
+    assert sorted(used) == [13, 22, 23, 31, 32, 33, 41, 42]
+    assert routing.targets[43].chain_id == 0  # the spare
+    # The spare and a new target, both on node 4, cannot form a chain on distinct nodes.
+    await ops.create_targets(mgmtd.state, targets((44, 4)))
+    version = mgmtd.version
+    await refused(mgmtd, ops.generate_chain_table, request, Code.MGMTD_INVALID_TOPOLOGY, "")
+    assert mgmtd.version == version
     assert 0 <= response.min_pair_chains <= response.max_pair_chains <= 2
-    # Nothing is free any more: a second call is refused and changes nothing.
-    await refused(mgmtd, ops.generate_chain_table, request, Code.MGMTD_INVALID_TOPOLOGY, "no target is free")
+    # A target on node 3 makes a chain with a node 4 target; the other one stays a spare.
+    await ops.create_targets(mgmtd.state, targets((34, 3)))
+    more = await ops.generate_chain_table(mgmtd.state, GenerateChainTableRequest(table_id=6, replication=2))
+    assert [sorted(t.target_id for t in mgmtd.routing.chains[c].targets) for c in more.chain_ids] == [
+        [34, 43]
+    ]
+    assert mgmtd.routing.targets[44].chain_id == 0
 
 
 async def test_generate_chain_table_refuses_unknown_nodes(mgmtd, mock_clock):
     await ops.create_targets(mgmtd.state, targets((11, 1), (21, 2)))
     request = GenerateChainTableRequest(table_id=1, replication=2, node_ids=[1, 9])
     await refused(mgmtd, ops.generate_chain_table, request, Code.MGMTD_NODE_NOT_FOUND, "[9]")
+
+
+async def test_generate_chain_table_with_no_free_target_changes_nothing(mgmtd, mock_clock):
+    await ops.create_targets(mgmtd.state, targets((11, 1), (21, 2)))
+    await ops.create_chains(mgmtd.state, chains((1, [11, 21])))
+    version = mgmtd.version
+    request = GenerateChainTableRequest(table_id=1, replication=2)
+    await refused(mgmtd, ops.generate_chain_table, request, Code.MGMTD_INVALID_TOPOLOGY, "no target is free")
+    assert mgmtd.version == version

@@ -9,6 +9,7 @@ heartbeat, lease and refresh periods (tests use short ones, a local cluster mode
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,12 +61,31 @@ def _quote(value: str | Path) -> str:
     return json.dumps(str(value))  # JSON string escapes are valid TOML basic strings
 
 
+def _addresses(mgmtd_address: str | Sequence[str]) -> str:
+    """A TOML list of mgmtd addresses (one address or several)."""
+    addresses = [mgmtd_address] if isinstance(mgmtd_address, str) else list(mgmtd_address)
+    return "[" + ", ".join(_quote(a) for a in addresses) + "]"
+
+
+def _listen(port: int, host: str) -> str:
+    return f"listen_port = {port}\n" + ("" if host == "127.0.0.1" else f"listen_host = {_quote(host)}\n")
+
+
 def mgmtd_config(
-    *, cluster_id: str, port: int, kv_url: str, secret_file: Path, timing: Timing, extra: str = ""
+    *,
+    cluster_id: str,
+    port: int,
+    kv_url: str,
+    secret_file: Path,
+    timing: Timing,
+    extra: str = "",
+    node_id: int = MGMTD_NODE_ID,
+    host: str = "127.0.0.1",
 ) -> str:
-    """mgmtd's config: node 1 on 127.0.0.1:``port`` (0: any free port)."""
+    """A mgmtd's config: node ``node_id`` on ``host``:``port`` (0: any free port). Several
+    mgmtds share one KV engine (``kv_url``); one holds the primary lease."""
     return (
-        f"cluster_id = {_quote(cluster_id)}\nnode_id = {MGMTD_NODE_ID}\nlisten_port = {port}\n"
+        f"cluster_id = {_quote(cluster_id)}\nnode_id = {node_id}\n{_listen(port, host)}"
         f"kv_url = {_quote(kv_url)}\ncluster_secret_file = {_quote(secret_file)}\n"
         f"heartbeat_interval_s = {timing.heartbeat_interval_s!r}\n"
         f"heartbeat_timeout_s = {timing.heartbeat_timeout_s!r}\nlease_s = {timing.lease_s!r}\n"
@@ -78,19 +98,21 @@ def storage_config(
     cluster_id: str,
     node_id: int,
     port: int,
-    mgmtd_address: str,
+    mgmtd_address: str | Sequence[str],
     secret_file: Path,
     data_dir: Path,
     targets_per_node: int,
     fsync: bool,
     timing: Timing,
     extra: str = "",
+    host: str = "127.0.0.1",
 ) -> str:
-    """A storage node's config with its targets under ``data_dir``."""
+    """A storage node's config with its targets under ``data_dir`` (``mgmtd_address``: one
+    address or a list)."""
     targets = "".join(f"\n[[targets]]\ntarget_id = {t}\n" for t in target_ids(node_id, targets_per_node))
     return (
-        f"cluster_id = {_quote(cluster_id)}\nnode_id = {node_id}\nlisten_port = {port}\n"
-        f"mgmtd_addresses = [{_quote(mgmtd_address)}]\ncluster_secret_file = {_quote(secret_file)}\n"
+        f"cluster_id = {_quote(cluster_id)}\nnode_id = {node_id}\n{_listen(port, host)}"
+        f"mgmtd_addresses = {_addresses(mgmtd_address)}\ncluster_secret_file = {_quote(secret_file)}\n"
         f"data_dir = {_quote(data_dir)}\nfsync = {'true' if fsync else 'false'}\n"
         f"routing_refresh_s = {timing.routing_refresh_s!r}\n" + extra + targets
     )
@@ -101,7 +123,7 @@ def meta_config(
     cluster_id: str,
     node_id: int,
     port: int,
-    mgmtd_address: str,
+    mgmtd_address: str | Sequence[str],
     secret_file: Path,
     kv_url: str,
     chunk_size: int | None,
@@ -110,6 +132,7 @@ def meta_config(
     timing: Timing,
     extra: str = "",
     root_owner: tuple[int, int] | None = None,
+    host: str = "127.0.0.1",
 ) -> str:
     """A meta server's config; with ``chunk_size`` the root directory's default layout uses chain
     table 1 and that chunk size (``None``: meta's defaults, or whatever ``extra`` sets); with
@@ -118,8 +141,8 @@ def meta_config(
         "" if chunk_size is None else f"default_table_id = {TABLE_ID}\ndefault_chunk_size = {chunk_size}\n"
     )
     return (
-        f"cluster_id = {_quote(cluster_id)}\nnode_id = {node_id}\nlisten_port = {port}\n"
-        f"mgmtd_addresses = [{_quote(mgmtd_address)}]\ncluster_secret_file = {_quote(secret_file)}\n"
+        f"cluster_id = {_quote(cluster_id)}\nnode_id = {node_id}\n{_listen(port, host)}"
+        f"mgmtd_addresses = {_addresses(mgmtd_address)}\ncluster_secret_file = {_quote(secret_file)}\n"
         f"kv_url = {_quote(kv_url)}\nrouting_refresh_s = {timing.routing_refresh_s!r}\n"
         f"gc_interval_s = {timing.gc_interval_s!r}\ngc_delay_s = {gc_delay_s!r}\n"
         f"{layout}session_prune_interval_s = {session_prune_interval_s!r}\n"

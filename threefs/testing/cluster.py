@@ -21,10 +21,13 @@ may leave them running.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -73,7 +76,12 @@ class LocalCluster:
     disk figure then compares with plain writes). ``storage_config_extra`` /
     ``mgmtd_config_extra`` / ``meta_config_extra``: more TOML lines for the configs (keys not
     already set here). ``meta_servers`` (0: none), ``meta_kv_url``, ``gc_delay_s`` and
-    ``session_prune_interval_s`` configure the meta servers."""
+    ``session_prune_interval_s`` configure the meta servers. ``mgmtd_count`` mgmtds (node ids
+    1, 2, ...; processes ``mgmtd``, ``mgmtd-2``, ...) share one KV engine; one is primary.
+    ``host_of(name)`` is the address a process listens on (default 127.0.0.1) and
+    ``wrap_command(name, argv)`` the command line that runs it (e.g. inside a network
+    namespace). ``kill`` and ``restart`` are for fault injection: a restarted process listens on
+    the port it had."""
 
     def __init__(
         self,
@@ -95,6 +103,9 @@ class LocalCluster:
         gc_delay_s: float = 0.0,
         session_prune_interval_s: float = 1.0,
         meta_config_extra: str = "",
+        mgmtd_count: int = 1,
+        host_of: Callable[[str], str] | None = None,
+        wrap_command: Callable[[str, list[str]], list[str]] | None = None,
     ) -> None:
         if storage_nodes < 1 or targets_per_node < 1 or not 1 <= replication <= storage_nodes:
             raise ValueError(
@@ -115,6 +126,11 @@ class LocalCluster:
         self.mgmtd_config_extra = mgmtd_config_extra
         if meta_servers < 0:
             raise ValueError(f"meta_servers must be >= 0, not {meta_servers}")
+        if mgmtd_count < 1:
+            raise ValueError(f"mgmtd_count must be >= 1, not {mgmtd_count}")
+        self.mgmtd_count = mgmtd_count
+        self._host_of = host_of or (lambda name: "127.0.0.1")
+        self._wrap_command = wrap_command or (lambda name, argv: argv)
         self.meta_servers = meta_servers
         self.meta_kv_url = meta_kv_url or f"sqlite:///{self.dir}/meta/meta.db"
         self.gc_delay_s = gc_delay_s
@@ -129,7 +145,16 @@ class LocalCluster:
 
     @property
     def mgmtd_address(self) -> str:
+        """The first mgmtd's address."""
         return self.processes["mgmtd"].address
+
+    @property
+    def mgmtd_addresses(self) -> list[str]:
+        """Every mgmtd's address, in node id order."""
+        return [self.processes[name].address for name in self.mgmtd_names()]
+
+    def mgmtd_names(self) -> list[str]:
+        return ["mgmtd", *(f"mgmtd-{n}" for n in range(MGMTD_NODE_ID + 1, MGMTD_NODE_ID + self.mgmtd_count))]
 
     @property
     def storage_addresses(self) -> dict[int, str]:
@@ -191,11 +216,15 @@ class LocalCluster:
             raise
 
     async def _start(self) -> None:
-        mgmtd = self._spawn("mgmtd", MGMTD_NODE_ID, "mgmtd.main", self._mgmtd_config())
-        await self._wait_listening(mgmtd)
+        mgmtds = [
+            self._spawn(name, MGMTD_NODE_ID + i, "mgmtd.main", self._mgmtd_config(MGMTD_NODE_ID + i, name))
+            for i, name in enumerate(self.mgmtd_names())
+        ]
+        for mgmtd in mgmtds:
+            await self._wait_listening(mgmtd)
         address = self.mgmtd_address
         async with RpcClient(self.secret, RpcClientConfig(connect_timeout_s=2.0)) as rpc:
-            await bootstrap.wait_primary(rpc, address, self._check_alive)
+            address = await self._wait_primary(rpc)
             targets = {n: self.target_ids(n) for n in self.storage_node_ids()}
             await bootstrap.create_missing_targets(rpc, address, targets)
             nodes = [
@@ -236,9 +265,43 @@ class LocalCluster:
 
     # ------------------------------------------------------------------ configs and processes
 
-    def _mgmtd_config(self) -> str:
+    async def _wait_primary(self, rpc: RpcClient) -> str:
+        """The address of whichever mgmtd holds the primary lease, once one does."""
+        with trio.move_on_after(1.0 if self.mgmtd_count > 1 else math.inf):
+            await bootstrap.wait_primary(rpc, self.mgmtd_address, self._check_alive)
+            return self.mgmtd_address
+        while True:
+            for address in self.mgmtd_addresses:
+                with trio.move_on_after(0.5):
+                    await bootstrap.wait_primary(rpc, address, self._check_alive)
+                    return address
+
+    async def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to process ``name`` and, for SIGKILL/SIGTERM, wait until it is gone."""
+        node = self.processes[name]
+        node.process.send_signal(sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            await trio.to_thread.run_sync(node.process.wait)
+
+    async def restart(self, name: str) -> NodeProcess:
+        """Start process ``name`` again (it must have exited) with its config, listening on the
+        address it had; returns once it listens."""
+        node = self.processes[name]
+        if node.process.poll() is None:
+            raise ClusterError(f"{name} is still running (pid {node.process.pid})")
+        port = int(node.address.rpartition(":")[2])
+        text = node.config_path.read_text()
+        text = re.sub(r"(?m)^listen_port = \d+$", f"listen_port = {port}", text)
+        module = {"mgmtd": "mgmtd.main", "storage": "storage.main", "meta": "meta.main"}[name.split("-")[0]]
+        restarted = self._spawn(name, node.node_id, module, text, append_logs=True)
+        await self._wait_listening(restarted)
+        return restarted
+
+    def _mgmtd_config(self, node_id: int = MGMTD_NODE_ID, name: str = "mgmtd") -> str:
         return configs.mgmtd_config(
             cluster_id=self.cluster_id,
+            node_id=node_id,
+            host=self._host_of(name),
             port=0,
             kv_url=f"sqlite:///{self.dir}/mgmtd/mgmtd.db",
             secret_file=self.secret_file,
@@ -251,7 +314,8 @@ class LocalCluster:
             cluster_id=self.cluster_id,
             node_id=node_id,
             port=0,
-            mgmtd_address=self.mgmtd_address,
+            host=self._host_of(f"storage-{node_id}"),
+            mgmtd_address=self.mgmtd_addresses,
             secret_file=self.secret_file,
             data_dir=self.dir / f"storage-{node_id}",
             targets_per_node=self.targets_per_node,
@@ -265,7 +329,8 @@ class LocalCluster:
             cluster_id=self.cluster_id,
             node_id=node_id,
             port=0,
-            mgmtd_address=self.mgmtd_address,
+            host=self._host_of(f"meta-{node_id}"),
+            mgmtd_address=self.mgmtd_addresses,
             secret_file=self.secret_file,
             kv_url=self.meta_kv_url,
             chunk_size=None,
@@ -275,13 +340,16 @@ class LocalCluster:
             extra=self.meta_config_extra,
         )
 
-    def _spawn(self, name: str, node_id: int, module: str, config: str) -> NodeProcess:
+    def _spawn(
+        self, name: str, node_id: int, module: str, config: str, *, append_logs: bool = False
+    ) -> NodeProcess:
         config_path = self.dir / f"{name}.toml"
         config_path.write_text(config)
         out_path, log_path = self.dir / f"{name}.out", self.dir / f"{name}.log"
-        with out_path.open("wb") as out, log_path.open("wb") as log:
+        out_path.unlink(missing_ok=True)  # the listening line is awaited in it
+        with out_path.open("wb") as out, log_path.open("ab" if append_logs else "wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", module, "--config", str(config_path)],
+                self._wrap_command(name, [sys.executable, "-m", module, "--config", str(config_path)]),
                 stdout=out,
                 stderr=log,
                 stdin=subprocess.DEVNULL,
