@@ -97,6 +97,9 @@ class ClusterConfig(Section):
     ``mgmtd_addresses``: every mgmtd's ``"host:port"``; any one of them leads to the primary.
     ``cluster_secret_file``: a file holding the cluster secret (surrounding whitespace is
     ignored); a relative path is relative to the config file's directory ("" = none given).
+    ``token_file``: a file holding a user token (``threefs admin user-add``; mode 0600, a file
+    others may read is refused); when set, the client authenticates as that user instead of
+    with the cluster secret (docs/security.md); relative as above ("" = none).
     Example::
 
         mgmtd_addresses = ["10.0.0.1:9000", "10.0.0.2:9000"]
@@ -108,6 +111,7 @@ class ClusterConfig(Section):
 
     mgmtd_addresses: list[str] = msgspec.field(default_factory=list)
     cluster_secret_file: str = ""
+    token_file: str = ""
     mgmtd_client: MgmtdClientConfig = msgspec.field(default_factory=MgmtdClientConfig)
     storage_client: StorageClientConfig = msgspec.field(default_factory=StorageClientConfig)
 
@@ -120,7 +124,8 @@ class ClusterConfig(Section):
 
 
 def load_cluster_config(path: str | Path) -> ClusterConfig:
-    """Read a ``ClusterConfig`` TOML file; ``cluster_secret_file`` comes back as an absolute path.
+    """Read a ``ClusterConfig`` TOML file; ``cluster_secret_file`` and ``token_file`` come back
+    as absolute paths.
 
     Raises ``ThreeFSError(CONFIG_INVALID)`` naming the file (and key) when it is missing or wrong.
     """
@@ -129,4 +134,6 @@ def load_cluster_config(path: str | Path) -> ClusterConfig:
     if config.cluster_secret_file:
         secret_path = resolve_beside(config.cluster_secret_file, path)
         config = msgspec.structs.replace(config, cluster_secret_file=secret_path)
+    if config.token_file:
+        config = msgspec.structs.replace(config, token_file=resolve_beside(config.token_file, path))
     return config

@@ -10,6 +10,11 @@ Where the cluster is, first match wins:
 3. ``$THREEFS_CLUSTER_CONFIG``;
 4. ``$THREEFS_DATA_DIR/cluster.toml``, else ``~/.threefs/cluster.toml`` (``threefs up``'s default
    data directory).
+
+How to authenticate, first match wins: ``secret=`` / ``secret_file=`` / ``token_file=`` (at most
+one of them), the cluster config's ``token_file``, its ``cluster_secret_file``,
+``$THREEFS_CLUSTER_SECRET``. With a user token (docs/security.md) the default caller is that
+user's uid, gid and groups, as mgmtd has them.
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ from client.meta import MetaClient, MetaClientConfig, process_caller
 from client.mgmtd import MgmtdClient
 from client.routing import RoutingCache
 from client.storage import StorageClient
+from client.users import caller_of, read_token_file, who_am_i
 from threefs.errors import Code, ThreeFSError
-from threefs.rpc import RpcClient
+from threefs.rpc import RpcClient, UserToken
 from threefs.wire.meta import Caller
 
 __all__ = [
@@ -60,9 +66,20 @@ def resolve_cluster(
     mgmtd: str | Sequence[str] | None = None,
     secret: str | bytes | None = None,
     secret_file: str | os.PathLike[str] | None = None,
-) -> tuple[ClusterConfig, bytes]:
-    """The cluster config and secret to connect with (see the module docstring for the order).
-    Raises ``ThreeFSError(CONFIG_INVALID)`` naming what is missing."""
+    token_file: str | os.PathLike[str] | None = None,
+) -> tuple[ClusterConfig, bytes | UserToken]:
+    """The cluster config and the credential to connect with: the cluster secret or a user
+    token (see the module docstring for the order). Raises ``ThreeFSError(CONFIG_INVALID)``
+    naming what is missing, or the token file that is unreadable or not private."""
+    given = [
+        name
+        for name, value in (("secret", secret), ("secret_file", secret_file), ("token_file", token_file))
+        if value is not None
+    ]
+    if len(given) > 1:
+        raise ThreeFSError(
+            Code.CONFIG_INVALID, f"give one of secret=, secret_file=, token_file=, not {given}"
+        )
     if mgmtd:
         addresses = [mgmtd] if isinstance(mgmtd, str) else list(mgmtd)
         config = ClusterConfig(mgmtd_addresses=addresses)
@@ -83,13 +100,18 @@ def resolve_cluster(
         return config, secret if isinstance(secret, bytes) else secret.encode()
     if secret_file is not None:
         return config, read_secret_file(secret_file)
+    if token_file is not None:
+        return config, read_token_file(token_file)
+    if config.token_file:
+        return config, read_token_file(config.token_file)
     if config.cluster_secret_file:
         return config, read_secret_file(config.cluster_secret_file)
     if os.environ.get(SECRET_ENV):
         return config, os.environ[SECRET_ENV].encode()
     raise ThreeFSError(
         Code.CONFIG_INVALID,
-        f"no cluster secret: pass secret= or secret_file=, set cluster_secret_file, or ${SECRET_ENV}",
+        f"no cluster secret or token: pass secret=, secret_file= or token_file=, set cluster_secret_file "
+        f"or token_file in the cluster config, or ${SECRET_ENV}",
     )
 
 
@@ -100,6 +122,7 @@ async def open_filesystem(
     mgmtd: str | Sequence[str] | None = None,
     secret: str | bytes | None = None,
     secret_file: str | os.PathLike[str] | None = None,
+    token_file: str | os.PathLike[str] | None = None,
     caller: Caller | None = None,
     admin: bool = False,
     meta: Sequence[str] = (),
@@ -109,18 +132,24 @@ async def open_filesystem(
     """``async with open_filesystem(...) as fs``: an ``AsyncFileSystem`` connected to the
     cluster (routing info fetched from mgmtd before it is yielded); leaving the block closes
     every connection. ``caller``: the identity meta checks permissions with (default this
-    process's uid/gid/groups; ``admin=True`` makes it trusted, so uid 0 is root); ``meta``:
+    process's uid/gid/groups, or with a user token that user's; ``admin=True`` makes it trusted,
+    so uid 0 is root, which with a token needs an admin user); ``meta``:
     fixed meta server addresses (default: the ACTIVE meta nodes routing info lists);
     ``config``: buffering and paging. Raises ``OSError`` when the cluster cannot be reached
     and ``ThreeFSError(CONFIG_INVALID)`` for a bad configuration."""
-    cluster, key = resolve_cluster(cluster_config, mgmtd=mgmtd, secret=secret, secret_file=secret_file)
-    if caller is None:
-        caller = process_caller(admin=admin)
+    cluster, key = resolve_cluster(
+        cluster_config, mgmtd=mgmtd, secret=secret, secret_file=secret_file, token_file=token_file
+    )
     async with RpcClient(key) as rpc:
         mgmtd_client = MgmtdClient(cluster.mgmtd_addresses, rpc=rpc, config=cluster.mgmtd_client)
         routing = RoutingCache(mgmtd_client)
         with os_errors():
             await routing.refresh()
+            if caller is None and isinstance(key, UserToken):
+                user = await who_am_i(mgmtd_client)
+                caller = process_caller(admin=admin) if user is None else caller_of(user, admin=admin)
+        if caller is None:
+            caller = process_caller(admin=admin)
         meta_client = MetaClient(rpc, routing=routing, addresses=meta, caller=caller, config=meta_config)
         storage = StorageClient(rpc, routing, cluster.storage_client)
         yield AsyncFileSystem(meta_client, storage, config)
@@ -132,6 +161,7 @@ def connect(
     mgmtd: str | Sequence[str] | None = None,
     secret: str | bytes | None = None,
     secret_file: str | os.PathLike[str] | None = None,
+    token_file: str | os.PathLike[str] | None = None,
     caller: Caller | None = None,
     admin: bool = False,
     meta: Sequence[str] = (),
@@ -142,7 +172,9 @@ def connect(
     ``open_filesystem``). Close it (``with threefs.connect(...) as fs:``) to end its loop thread
     and connections."""
     # Resolve here too, so a configuration error is raised in the caller's thread at once.
-    resolve_cluster(cluster_config, mgmtd=mgmtd, secret=secret, secret_file=secret_file)
+    resolve_cluster(
+        cluster_config, mgmtd=mgmtd, secret=secret, secret_file=secret_file, token_file=token_file
+    )
 
     def opener():  # type: ignore[no-untyped-def]
         return open_filesystem(
@@ -150,6 +182,7 @@ def connect(
             mgmtd=mgmtd,
             secret=secret,
             secret_file=secret_file,
+            token_file=token_file,
             caller=caller,
             admin=admin,
             meta=meta,

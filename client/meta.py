@@ -175,7 +175,9 @@ class MetaClient:
         deadline = trio.current_time() + (timeout_s or config.request_timeout_s)
         backoff = config.retry_initial_backoff_s
         refresh = False
+        attempt = 0
         while True:
+            attempt += 1
             try:
                 address = await self._pick(deadline, refresh)
             except ThreeFSError as exc:
@@ -204,7 +206,13 @@ class MetaClient:
                 if exc.code in _SWITCH_SERVER:
                     self._offset += 1
                     refresh = True
-                log.debug("%s at %s failed (%s); retrying", spec.name, address, exc)
+                log.debug(
+                    "%s at %s failed (%s); retrying",
+                    spec.name,
+                    address,
+                    exc,
+                    extra={"attempt": attempt, "code": exc.code.name, "request_id": _request_tag(request)},
+                )
                 await trio.sleep(pause)
                 backoff = min(2 * backoff, config.retry_max_backoff_s)
 
@@ -531,3 +539,9 @@ class MetaClient:
             caller=self._caller(caller),
         )
         return (await self.call(wire.REMOVE_XATTR, request)).inode
+
+
+def _request_tag(request: msgspec.Struct) -> str:
+    """The idempotency id of a changing request (``client:seq``), "" for a read."""
+    request_id = getattr(request, "request", None)
+    return "" if request_id is None else f"{request_id.client_id.hex()}:{request_id.seq}"

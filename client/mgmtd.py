@@ -21,6 +21,7 @@ import trio
 from client.config import MgmtdClientConfig
 from threefs.errors import Code, ThreeFSError
 from threefs.rpc import RpcClient, format_address, parse_address
+from threefs.rpc.users import UserToken
 from threefs.wire import mgmtd as wire
 from threefs.wire.common import MethodSpec
 
@@ -42,6 +43,9 @@ _IDEMPOTENT_METHODS = frozenset(
         wire.SET_NODE_ENABLED,
         wire.OFFLINE_TARGET,
         wire.SET_PREFERRED_ORDER,
+        wire.USER_LIST,
+        wire.USER_KEYS,
+        wire.USER_WHO_AM_I,
     )
 )
 # Retryable errors after which the server may or may not have run the request.
@@ -78,7 +82,7 @@ class MgmtdClient:
     def __init__(
         self,
         addresses: Sequence[str],
-        secret: str | bytes | None = None,
+        secret: str | bytes | UserToken | None = None,
         rpc: RpcClient | None = None,
         *,
         config: MgmtdClientConfig | None = None,
@@ -215,7 +219,9 @@ class MgmtdClient:
         idempotent = spec.method_id in _IDEMPOTENT_METHODS
         backoff = self.config.retry_initial_backoff_s
         redirects: set[str] = set()
+        attempt = 0
         while True:
+            attempt += 1
             address = self._primary or await self._discover(deadline)
             remaining = deadline - trio.current_time()
             if remaining <= 0:  # outside the try: our own deadline says nothing about the primary
@@ -247,7 +253,13 @@ class MgmtdClient:
                             f"{spec.name}: mgmtd primary {address} unreachable before the deadline: {exc}",
                         ) from exc
                     raise
-                log.debug("%s at %s failed (%s); retrying", spec.name, address, exc)
+                log.debug(
+                    "%s at %s failed (%s); retrying",
+                    spec.name,
+                    address,
+                    exc,
+                    extra={"attempt": attempt, "code": exc.code.name},
+                )
                 if not redirected:
                     await trio.sleep(pause)
                     backoff = min(2 * backoff, self.config.retry_max_backoff_s)

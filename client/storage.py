@@ -303,7 +303,13 @@ class StorageClient:
         pause = budget.next_pause()
         if pause is None:
             raise give_up_error(exc, what, budget.attempts) from exc
-        log.debug("%s failed (%s); retrying in %.3f s", what, exc, pause)
+        log.debug(
+            "%s failed (%s); retrying in %.3f s",
+            what,
+            exc,
+            pause,
+            extra={"attempt": budget.attempts, "code": exc.code.name},
+        )
         await trio.sleep(pause)
 
     async def refresh_routing(self, seen: int, budget: RetryBudget) -> None:

@@ -19,6 +19,7 @@ import trio
 from client.mgmtd import MgmtdClient
 from client.routing import RoutingCache
 from client.storage import StorageClient
+from client.users import mgmtd_user_directory
 from meta.components import permissions
 from meta.components.resolve import resolve
 from meta.config import MetaConfig
@@ -80,7 +81,8 @@ class MetaApp:
         self.metrics = MetaMetrics()
         self.lengths = LengthKeeper(self)
         self.service = MetaService(self)
-        self.server = RpcServer(secret, [self.service], config.rpc)
+        self.users = mgmtd_user_directory(self.mgmtd)  # user tokens are checked against mgmtd's users
+        self.server = RpcServer(secret, [self.service], config.rpc, users=self.users)
         self.heartbeater = Heartbeater(self)
         self.gc = GcWorker(self)
         self.sessions = SessionPruner(self)
@@ -101,6 +103,7 @@ class MetaApp:
                 log.info("metrics on %s", format_address((host, self.metrics_port)))
             nursery.start_soon(self.heartbeater.run_forever)
             nursery.start_soon(self.routing.run_refresher, config.routing_refresh_s)
+            nursery.start_soon(self.users.run_forever, config.routing_refresh_s)
             nursery.start_soon(self.gc.run_forever)
             nursery.start_soon(self.sessions.run_forever)
             nursery.start_soon(self.lengths.run_forever)
@@ -148,22 +151,33 @@ class MetaApp:
     # ------------------------------------------------------------------ storage around operations
 
     async def writable_file(
-        self, at: PathAt, follow: bool, caller: Caller, request: RequestId
+        self,
+        at: PathAt,
+        follow: bool,
+        caller: Caller,
+        request: RequestId,
+        precheck: Callable[[OpContext, Inode], object] | None = None,
     ) -> Inode | None:
-        """The file ``at`` names when the caller may write it and ``request`` has not run yet
-        (a retry of a request that ran must not cut chunks written since); None otherwise, in
-        which case the operation itself gives the answer (an error, or nothing to cut)."""
+        """The file ``at`` names when the caller may write it, ``request`` has not run yet
+        (a retry of a request that ran must not cut chunks written since) and ``precheck``
+        (the operation's own checks, run on that inode) raises nothing; None otherwise, in
+        which case the operation itself gives the answer (an error, or nothing to cut). So a
+        request that will be refused never cuts chunks."""
 
         def check(ctx: OpContext) -> Inode | None:
             if ctx.txn.get(keys.idempotency_key(request.client_id, request.seq)) is not None:
                 return None
             try:
                 inode = resolve(ctx, at, follow=follow)
+                if inode.type != InodeType.FILE or inode.layout is None:
+                    return None
+                if not permissions.may(inode, caller, permissions.W):
+                    return None
+                if precheck is not None:
+                    precheck(ctx, inode)
             except ThreeFSError:
                 return None
-            if inode.type != InodeType.FILE or inode.layout is None:
-                return None
-            return inode if permissions.may(inode, caller, permissions.W) else None
+            return inode
 
         return await run_op(self.env, check, caller=caller, read_only=True)
 

@@ -9,13 +9,18 @@ servers can run in one process. Metrics:
 - ``threefs_meta_gc_chunks_removed_total`` chunks the GC worker removed from storage
 - ``threefs_meta_sessions_pruned_total`` write sessions of dead clients pruned
 - ``threefs_meta_lengths_fixed_total`` file lengths recomputed from storage
+- ``threefs_meta_build_info{version}`` 1, labelled with the running version
+- ``process_*`` the process's CPU, memory, open files and start time (Linux)
+
+docs/metrics.md lists every metric with its type, labels and meaning.
 """
 
 from __future__ import annotations
 
 import trio
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 
+import threefs
 from threefs.service import serve_metrics
 
 __all__ = ["MetaMetrics"]
@@ -48,6 +53,10 @@ class MetaMetrics:
         self.lengths_fixed = Counter(
             "threefs_meta_lengths_fixed", "File lengths recomputed from storage", registry=registry
         )
+        Gauge(
+            "threefs_meta_build_info", "1, labelled with the version running", ["version"], registry=registry
+        ).labels(threefs.__version__).set(1)
+        ProcessCollector(registry=registry)
 
     def render(self) -> bytes:
         """The metrics in Prometheus text format."""

@@ -17,27 +17,28 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
-from meta.ops.context import OpContext, execute_op, run_op
+from meta.components.callers import check_caller
+from meta.ops.context import OpContext, execute_op, request_fingerprint, run_op
 from meta.ops.fsck import fsck
 from meta.ops.gc import gc_list
 from meta.ops.hard_link import hard_link
 from meta.ops.list import list_dir
 from meta.ops.mkdir import mkdir
 from meta.ops.mknod import mknod
-from meta.ops.open import open_file
+from meta.ops.open import check_open_of, open_file
 from meta.ops.readlink import readlink
 from meta.ops.real_path import get_real_path
 from meta.ops.remove import remove
 from meta.ops.rename import rename
 from meta.ops.set_layout import set_layout
-from meta.ops.setattr import set_attr
+from meta.ops.setattr import plan_set_attr, set_attr
 from meta.ops.stat import batch_stat, lookup, stat
 from meta.ops.statfs import statfs
 from meta.ops.symlink import symlink
 from meta.ops.sync import sync
 from meta.ops.xattr import get_xattr, list_xattr, remove_xattr, set_xattr
 from threefs.errors import ThreeFSError
-from threefs.rpc import CallContext, RpcService, rpc_method
+from threefs.rpc import CallContext, Identity, RpcService, rpc_method
 from threefs.rpc.server import InlineHandler
 from threefs.rpc.transport import Buffer
 from threefs.wire import meta as wire
@@ -60,6 +61,11 @@ class MetaService(RpcService):
 
     def __init__(self, app: MetaApp) -> None:
         self.app = app
+
+    def authorize_user(self, identity: Identity, spec: MethodSpec, request: Any) -> None:
+        """On a user-token connection the request's caller must be one the user may act as
+        (``meta.components.callers``); META_NOT_PERMITTED before anything runs otherwise."""
+        check_caller(identity, spec, request.caller)
 
     def inline_handlers(self) -> dict[MethodSpec, InlineHandler]:
         """On an engine with ``local_reads`` (sqlite, mem) the read-only operations run in place
@@ -120,7 +126,8 @@ class MetaService(RpcService):
     async def _op(
         self, spec: MethodSpec, op: Callable[..., T], request: Any, *, read_only: bool = False, **extra: Any
     ) -> T:
-        """Run ``op(ctx, request, **extra)`` as one idempotent transaction."""
+        """Run ``op(ctx, request, **extra)`` as one idempotent transaction (a used request id
+        answers only a retry of the same request: ``request_fingerprint``)."""
 
         def attempt(ctx: OpContext) -> T:
             return op(ctx, request, **extra)
@@ -131,13 +138,15 @@ class MetaService(RpcService):
             at = getattr(request, "at", None)
             await self.app.allocator.reserve_async(_IDS_IN_HAND + (at.path.count(b"/") if at else 0))
 
+        request_id = getattr(request, "request", None)
         return await run_op(
             self.app.env,
             attempt,
             caller=request.caller,
-            request_id=getattr(request, "request", None),
+            request_id=request_id,
             response_type=spec.response_type,
             read_only=read_only,
+            fingerprint=request_fingerprint(spec, request) if request_id is not None else None,
         )
 
     def _run(
@@ -228,7 +237,11 @@ class MetaService(RpcService):
         async def call() -> wire.OpenResponse:
             if request.flags & wire.OpenFlags.TRUNCATE:
                 inode = await self.app.writable_file(
-                    request.at, request.follow, request.caller, request.request
+                    request.at,
+                    request.follow,
+                    request.caller,
+                    request.request,
+                    lambda ctx, inode: check_open_of(ctx, request, inode),
                 )
                 if inode is not None:
                     await self.app.cut_chunks(inode, 0)
@@ -279,7 +292,11 @@ class MetaService(RpcService):
         async def call() -> wire.SetAttrResponse:
             if request.length is not None:
                 inode = await self.app.writable_file(
-                    request.at, request.follow, request.caller, request.request
+                    request.at,
+                    request.follow,
+                    request.caller,
+                    request.request,
+                    lambda ctx, inode: plan_set_attr(ctx, request),
                 )
                 if inode is not None:
                     await self.app.cut_chunks(inode, request.length)

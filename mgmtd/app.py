@@ -9,6 +9,7 @@ import trio
 
 from mgmtd.config import MgmtdConfig
 from mgmtd.metrics import MgmtdMetrics
+from mgmtd.ops.users import USER_REFRESH_S
 from mgmtd.service import MgmtdService
 from mgmtd.state import MgmtdState, NowMs, system_now_ms
 from mgmtd.workers import ChainUpdater, HeartbeatChecker, LeaseKeeper
@@ -34,7 +35,7 @@ class MgmtdApp:
         self.config = config
         self.state = MgmtdState(config, engine, now_ms=now_ms)
         self.service = MgmtdService(self.state)
-        self.server = RpcServer(secret, [self.service], config.rpc)
+        self.server = RpcServer(secret, [self.service], config.rpc, users=self.service.users)
         self.metrics = MgmtdMetrics(self.state)
         self.lease_keeper = LeaseKeeper(self.state)
         self.heartbeat_checker = HeartbeatChecker(self.state)
@@ -54,6 +55,7 @@ class MgmtdApp:
                     log.info("metrics on %s", format_address((host, self.metrics_port)))
                 await self.lease_keeper.run_once()
                 nursery.start_soon(self.lease_keeper.run_forever)
+                nursery.start_soon(self.service.users.run_forever, USER_REFRESH_S)
                 nursery.start_soon(self.heartbeat_checker.run_forever)
                 nursery.start_soon(self.chain_updater.run_forever)
                 log.info(

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dump_config:
         sys.stdout.write(dump_toml(config_to_dict(config)))
         return 0
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, node_id=config.node_id, role="mgmtd")
     try:
         secret = load_cluster_secret(config)
         engine = _open_kv(config.kv_url)

@@ -1,16 +1,23 @@
 """The mgmtd RPC service: thin handlers that check primaryship and call ``mgmtd.ops``.
 
 Every method except GetPrimary answers ``MGMTD_NOT_PRIMARY`` (naming the primary when one is
-known, see ``threefs.wire.mgmtd.not_primary_message``) on a mgmtd that is not primary.
+known, see ``threefs.wire.mgmtd.not_primary_message``) on a mgmtd that is not primary. On a
+user-token connection, ``authorize_user`` first applies ``ADMIN_METHODS`` / ``USER_METHODS`` /
+``SERVICE_METHODS`` (docs/security.md).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from mgmtd import ops
+from mgmtd.ops import users as user_ops
 from mgmtd.state import MgmtdState
-from threefs.rpc import CallContext, RpcService, rpc_method
+from threefs.errors import Code, ThreeFSError
+from threefs.rpc import CachedUserDirectory, CallContext, Identity, RpcService, rpc_method
 from threefs.rpc.transport import Buffer
 from threefs.wire import mgmtd as wire
+from threefs.wire.common import MethodSpec
 
 __all__ = ["MgmtdService"]
 
@@ -20,8 +27,21 @@ class MgmtdService(RpcService):
 
     spec = wire.MGMTD_SERVICE
 
-    def __init__(self, state: MgmtdState) -> None:
+    def __init__(self, state: MgmtdState, users: CachedUserDirectory | None = None) -> None:
         self.state = state
+        # the users this mgmtd's server checks tokens against (default: read from its KV store)
+        self.users = users if users is not None else user_ops.kv_user_directory(state.engine)
+
+    def authorize_user(self, identity: Identity, spec: MethodSpec, request: Any) -> None:
+        """Routing reads are open to every user, admin methods to admin users, heartbeats and
+        UserKeys to cluster members only (PERMISSION_DENIED otherwise)."""
+        method_id = spec.method_id
+        if method_id in wire.USER_METHODS or (method_id in wire.ADMIN_METHODS and identity.admin):
+            return
+        who = "cluster members (the cluster secret)" if method_id in wire.SERVICE_METHODS else "admin users"
+        raise ThreeFSError(
+            Code.PERMISSION_DENIED, f"{spec.name} is for {who}; user {identity.name!r} is not one"
+        )
 
     @rpc_method(wire.GET_PRIMARY)
     async def get_primary(
@@ -147,3 +167,42 @@ class MgmtdService(RpcService):
     ) -> wire.ListClientSessionsResponse:
         self.state.require_primary()
         return ops.list_client_sessions(self.state)
+
+    # ---- users (docs/security.md) ---------------------------------------------------------
+
+    @rpc_method(wire.USER_ADD)
+    async def user_add(
+        self, ctx: CallContext, request: wire.UserAddRequest, payload: Buffer
+    ) -> wire.UserAddResponse:
+        return await user_ops.user_add(self.state, self.users, request)
+
+    @rpc_method(wire.USER_LIST)
+    async def user_list(
+        self, ctx: CallContext, request: wire.UserListRequest, payload: Buffer
+    ) -> wire.UserListResponse:
+        return await user_ops.user_list(self.state)
+
+    @rpc_method(wire.USER_REMOVE)
+    async def user_remove(
+        self, ctx: CallContext, request: wire.UserRemoveRequest, payload: Buffer
+    ) -> wire.UserRemoveResponse:
+        return await user_ops.user_remove(self.state, self.users, request)
+
+    @rpc_method(wire.USER_SET_TOKEN)
+    async def user_set_token(
+        self, ctx: CallContext, request: wire.UserSetTokenRequest, payload: Buffer
+    ) -> wire.UserSetTokenResponse:
+        return await user_ops.user_set_token(self.state, self.users, request)
+
+    @rpc_method(wire.USER_KEYS)
+    async def user_keys(
+        self, ctx: CallContext, request: wire.UserKeysRequest, payload: Buffer
+    ) -> wire.UserKeysResponse:
+        return await user_ops.user_keys(self.state)
+
+    @rpc_method(wire.USER_WHO_AM_I)
+    async def user_who_am_i(
+        self, ctx: CallContext, request: wire.UserWhoAmIRequest, payload: Buffer
+    ) -> wire.UserWhoAmIResponse:
+        self.state.require_primary()
+        return await user_ops.user_who_am_i(self.state, ctx.identity)

@@ -12,6 +12,7 @@ import trio
 
 from client.mgmtd import MgmtdClient
 from client.routing import RoutingCache
+from client.users import mgmtd_user_directory
 from storage.components.targets import OpenStore, TargetRegistry, open_disk_target
 from storage.config import StorageConfig
 from storage.service import StorageService
@@ -59,7 +60,8 @@ class StorageApp:
         self.routing = RoutingCache(self.mgmtd)
         self.state = StorageState(config, self.targets, self.rpc, self.routing, now_ms=now_ms)
         self.service = StorageService(self.state)
-        self.server = RpcServer(secret, [self.service], config.rpc)
+        self.users = mgmtd_user_directory(self.mgmtd)  # user tokens are checked against mgmtd's users
+        self.server = RpcServer(secret, [self.service], config.rpc, users=self.users)
         self.heartbeater = Heartbeater(self.state, self.mgmtd)
         self.routing_refresher = RoutingRefresher(self.state)
         self.resyncer = Resyncer(self.state)
@@ -95,6 +97,7 @@ class StorageApp:
                     log.info("metrics on %s", format_address((host, self.metrics_port)))
                 nursery.start_soon(self.heartbeater.run_forever)
                 nursery.start_soon(self.routing_refresher.run_forever)
+                nursery.start_soon(self.users.run_forever, config.routing_refresh_s)
                 nursery.start_soon(self.resyncer.run_forever)
                 log.info(
                     "storage node %d of cluster %r serving %d target(s) at %s",

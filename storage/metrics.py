@@ -12,10 +12,14 @@ storage nodes can run in one process (the tests do). Metrics (``target`` labels 
 - ``threefs_storage_forward_retries_total`` forwards to a successor tried again
 - ``threefs_storage_resync_chunks_to_sync{target}`` / ``threefs_storage_resync_chunks_synced{target}``
   progress of the sync this node runs for its successor ``target``
-- ``threefs_storage_resyncs_total{result}`` syncs finished (done / failed)
+- ``threefs_storage_resyncs_total{result}`` syncs finished (done / failed / aborted)
 - ``threefs_storage_target_local_state{target,state}`` 1 for the state each target reports
 - ``threefs_storage_target_used_bytes{target}``, ``..._capacity_bytes``, ``..._chunks`` as of the
   last heartbeat
+- ``threefs_storage_build_info{version}`` 1, labelled with the running version
+- ``process_*`` the process's CPU, memory, open files and start time (Linux)
+
+docs/metrics.md lists every metric with its type, labels and meaning.
 
 The HTTP server is a small trio task (no thread), like mgmtd's.
 """
@@ -30,11 +34,13 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+import threefs
 from threefs.service import serve_metrics
 from threefs.wire.mgmtd import LocalTargetState
 
@@ -123,6 +129,13 @@ class StorageMetrics:
             "threefs_storage_resyncs", "Syncs of successors", ["result"], registry=registry
         )
         registry.register(_TargetCollector(sample_targets))
+        Gauge(
+            "threefs_storage_build_info",
+            "1, labelled with the version running",
+            ["version"],
+            registry=registry,
+        ).labels(threefs.__version__).set(1)
+        ProcessCollector(registry=registry)
 
     def lock_waited(self, seconds: float) -> None:
         self.lock_waits.inc()

@@ -5,20 +5,32 @@ the RPC layer logs and answers as INTERNAL)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import trio
 
 from storage import ops
 from storage.state import StorageState
-from threefs.errors import ThreeFSError
-from threefs.rpc import CallContext, RpcService, rpc_method
+from threefs.errors import Code, ThreeFSError
+from threefs.rpc import CallContext, Identity, RpcService, rpc_method
 from threefs.rpc.transport import Buffer, Part
 from threefs.wire import storage as wire
+from threefs.wire.common import MethodSpec
 
 __all__ = ["StorageService"]
 
 T = TypeVar("T")
+
+# On a user-token connection (docs/security.md): chunk I/O is open to every user (permissions
+# are meta's job, as in 3FS), but only as a client sends it, never as a forwarded replica hop;
+# target administration needs an admin user; resync is between storage nodes only.
+_USER_METHODS = frozenset(
+    m.method_id
+    for m in (wire.UPDATE_CHUNK, wire.BATCH_READ, wire.QUERY_LAST_CHUNK, wire.SPACE_INFO, wire.REMOVE_CHUNKS)
+)
+_ADMIN_METHODS = frozenset(
+    m.method_id for m in (wire.CREATE_TARGET, wire.REMOVE_TARGET, wire.DUMP_CHUNK_META)
+)
 
 
 class StorageService(RpcService):
@@ -28,6 +40,23 @@ class StorageService(RpcService):
 
     def __init__(self, state: StorageState) -> None:
         self.state = state
+
+    def authorize_user(self, identity: Identity, spec: MethodSpec, request: Any) -> None:
+        """PERMISSION_DENIED for what a user may not call (see ``_USER_METHODS``)."""
+        method_id = spec.method_id
+        if method_id in _USER_METHODS:
+            if getattr(request, "from_target", 0) or getattr(request, "update_version", 0):
+                raise ThreeFSError(
+                    Code.PERMISSION_DENIED,
+                    f"user {identity.name!r} may not send {spec.name} as a forwarded replica hop",
+                )
+            return
+        if method_id in _ADMIN_METHODS and identity.admin:
+            return
+        who = "admin users" if method_id in _ADMIN_METHODS else "storage nodes (the cluster secret)"
+        raise ThreeFSError(
+            Code.PERMISSION_DENIED, f"{spec.name} is for {who}; user {identity.name!r} is not one"
+        )
 
     def _deadline(self, ctx: CallContext) -> float:
         """The time an update must be answered by: the caller's deadline (or ``update_timeout_s``

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import trio
 
-from client.cli import meta_admin, storage_admin
+from client.cli import meta_admin, status, storage_admin, users
 from client.cli.common import (
     EXIT_USAGE,
     Connection,
@@ -352,6 +352,7 @@ def register(subparsers: Any) -> None:
     add("list-chains", list_chains, "list replication chains (targets head first, with states)")
     add("list-chain-tables", list_chain_tables, "list every version of every chain table")
     add("list-client-sessions", list_client_sessions, "list clients known through their heartbeats")
+    add("status", status.status, "the cluster on one screen: nodes, chains, targets, capacity, failures")
 
     parser = add("create-targets", create_targets, "declare storage targets on storage nodes")
     parser.add_argument(
@@ -414,3 +415,4 @@ def register(subparsers: Any) -> None:
 
     storage_admin.register(add)
     meta_admin.register(add)
+    users.register(add)

@@ -1,5 +1,6 @@
 """What every `threefs` command shares: the user-facing error and exit codes, the connection
-options (mgmtd addresses, cluster secret) and output helpers (aligned tables, JSON)."""
+options (mgmtd addresses, cluster secret or user token) and output helpers (aligned tables,
+JSON)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from typing import Any
 import msgspec
 
 from client.config import ClusterConfig, MgmtdClientConfig, load_cluster_config, read_secret_file
+from client.users import read_token_file
 from threefs.errors import Code, ThreeFSError
-from threefs.rpc import parse_address
+from threefs.rpc import UserToken, parse_address
 
 __all__ = [
     "EXIT_FAILED",
@@ -81,8 +83,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def add_connection_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
-    """Add ``--mgmtd``, ``--cluster-config``, ``--data-dir``, ``--secret-file``, ``--timeout`` and
-    ``--json``.
+    """Add ``--mgmtd``, ``--cluster-config``, ``--data-dir``, ``--secret-file``, ``--token-file``,
+    ``--timeout`` and ``--json``.
 
     They go on a command group and again on each of its commands, so they may be written before
     or after the command name; on the commands (``suppress=True``) an option left out does not
@@ -119,6 +121,12 @@ def add_connection_options(parser: argparse.ArgumentParser, *, suppress: bool) -
         help=f"file holding the cluster secret (else the cluster config's, else ${SECRET_ENV})",
     )
     group.add_argument(
+        "--token-file",
+        metavar="FILE",
+        default=default(None),
+        help="act as the user whose token FILE holds (mode 0600), not with the cluster secret",
+    )
+    group.add_argument(
         "--timeout",
         type=float,
         metavar="SECONDS",
@@ -132,24 +140,29 @@ def add_connection_options(parser: argparse.ArgumentParser, *, suppress: bool) -
 
 @dataclass(frozen=True)
 class Connection:
-    """Where and how a command reaches the cluster."""
+    """Where and how a command reaches the cluster: ``secret`` is the credential, the cluster
+    secret or a user token."""
 
     addresses: list[str]
-    secret: bytes
+    secret: bytes | UserToken
     config: MgmtdClientConfig
 
 
 def resolve_connection(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Connection:
     """The connection from the options: ``--mgmtd`` else the cluster config's addresses (the
-    config is ``--cluster-config`` or ``--data-dir``'s ``cluster.toml``); the
-    secret from ``--secret-file``, else the cluster config's ``cluster_secret_file``, else
-    ``$THREEFS_CLUSTER_SECRET`` (as in mgmtd, a file named in a config wins over the variable).
-    Raises ``UserError`` (exit 2) when something is missing or wrong."""
+    config is ``--cluster-config`` or ``--data-dir``'s ``cluster.toml``); the credential from
+    ``--token-file`` or ``--secret-file`` (not both), else the cluster config's ``token_file``,
+    else its ``cluster_secret_file``, else ``$THREEFS_CLUSTER_SECRET`` (as in mgmtd, a file
+    named in a config wins over the variable). Raises ``UserError`` (exit 2) when something is
+    missing or wrong, a token file included (unreadable, or readable by others)."""
     environ = os.environ if environ is None else environ
     cluster = ClusterConfig()
     data_dir = getattr(args, "data_dir", None)
+    token_file = getattr(args, "token_file", None)
     if args.cluster_config and data_dir:
         raise UserError("give --cluster-config or --data-dir, not both", EXIT_USAGE)
+    if token_file and args.secret_file:
+        raise UserError("give --token-file or --secret-file, not both", EXIT_USAGE)
     try:
         if args.cluster_config or data_dir:
             path = args.cluster_config or os.path.join(os.path.expanduser(data_dir), "cluster.toml")
@@ -157,8 +170,13 @@ def resolve_connection(args: argparse.Namespace, environ: Mapping[str, str] | No
         addresses = list(args.mgmtd or cluster.mgmtd_addresses)
         for address in addresses:
             parse_address(address)
-        if args.secret_file:
+        secret: bytes | UserToken
+        if token_file:
+            secret = read_token_file(token_file)
+        elif args.secret_file:
             secret = read_secret_file(args.secret_file)
+        elif cluster.token_file:
+            secret = read_token_file(cluster.token_file)
         elif cluster.cluster_secret_file:
             secret = read_secret_file(cluster.cluster_secret_file)
         else:
@@ -169,8 +187,8 @@ def resolve_connection(args: argparse.Namespace, environ: Mapping[str, str] | No
         raise UserError("no mgmtd address: give --mgmtd HOST:PORT or --cluster-config FILE", EXIT_USAGE)
     if not secret:
         raise UserError(
-            f"no cluster secret: give --secret-file FILE, name cluster_secret_file in the "
-            f"cluster config, or set ${SECRET_ENV}",
+            f"no cluster secret: give --secret-file FILE (or a user's --token-file FILE), name "
+            f"cluster_secret_file (or token_file) in the cluster config, or set ${SECRET_ENV}",
             EXIT_USAGE,
         )
     if not (args.timeout > 0):

@@ -1,10 +1,13 @@
 """``threefs mount`` / ``threefs umount``, and ``mount.threefs`` for ``mount -t threefs`` and
 /etc/fstab (docs/fuse.md).
 
-``threefs mount MOUNTPOINT [--cluster-config FILE | --mgmtd HOST:PORT --secret-file FILE] [-f]
-[-o OPTIONS] [--log-file FILE]``: without ``-f`` the daemon is started in the background (a new
-session, logs to ``--log-file``) and the command returns once the mount is usable, or fails with
-the daemon's error; with ``-f`` it serves in the foreground until unmounted.
+``threefs mount MOUNTPOINT [--cluster-config FILE | --mgmtd HOST:PORT --secret-file FILE]
+[--token-file FILE] [-f] [-o OPTIONS] [--log-file FILE]``: with a user token (``--token-file`` or
+the cluster config's ``token_file``) the mount acts as that user at meta and storage; serving
+local users other than the token's uid needs an ``impersonate`` token (docs/security.md).
+Without ``-f`` the daemon is started in the background (a new session, logs to ``--log-file``)
+and the command returns once the mount is usable, or fails with the daemon's error; with ``-f``
+it serves in the foreground until unmounted.
 
 The daemon lives in ``client.fuse``, which nothing may import (a leaf, DESIGN.md section 1): it is
 loaded by name here, at run time, in the foreground process only.
@@ -43,6 +46,7 @@ def register(groups: Any) -> None:
     mount.add_argument("--cluster-config", help="cluster config file (threefs up writes DIR/cluster.toml)")
     mount.add_argument("--mgmtd", action="append", help="mgmtd HOST:PORT (instead of a config file)")
     mount.add_argument("--secret-file", help="file holding the cluster secret (with --mgmtd)")
+    mount.add_argument("--token-file", help="authenticate as the user whose token FILE holds (mode 0600)")
     mount.add_argument("-f", "--foreground", action="store_true", help="serve in the foreground")
     mount.add_argument(
         "-o", dest="options", action="append", default=[], help="mount options, comma separated"
@@ -75,9 +79,18 @@ def run_mount_command(args: argparse.Namespace) -> int:
     daemon = importlib.import_module("client.fuse.daemon")
     options_module = importlib.import_module("client.fuse.options")
     options = options_module.parse_mount_options(args.options)
-    if args.mgmtd and not args.secret_file and not os.environ.get("THREEFS_CLUSTER_SECRET"):
-        raise UserError("--mgmtd needs --secret-file (or $THREEFS_CLUSTER_SECRET)", EXIT_USAGE)
-    cluster, secret = resolve_cluster(args.cluster_config, mgmtd=args.mgmtd, secret_file=args.secret_file)
+    if (
+        args.mgmtd
+        and not args.secret_file
+        and not args.token_file
+        and not os.environ.get("THREEFS_CLUSTER_SECRET")
+    ):
+        raise UserError(
+            "--mgmtd needs --secret-file or --token-file (or $THREEFS_CLUSTER_SECRET)", EXIT_USAGE
+        )
+    cluster, secret = resolve_cluster(
+        args.cluster_config, mgmtd=args.mgmtd, secret_file=args.secret_file, token_file=args.token_file
+    )
     if not args.foreground:
         return _start_background(args)
     if args.log_file:
@@ -106,6 +119,8 @@ def _start_background(args: argparse.Namespace) -> int:
         command += ["--mgmtd", address]
     if args.secret_file:
         command += ["--secret-file", os.path.abspath(args.secret_file)]
+    if args.token_file:
+        command += ["--token-file", os.path.abspath(args.token_file)]
     for option in args.options:
         command += ["-o", option]
     read_end, write_end = os.pipe()

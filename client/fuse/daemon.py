@@ -26,7 +26,7 @@ from client.mgmtd import MgmtdClient
 from client.routing import RoutingCache
 from client.storage import StorageClient
 from threefs.errors import Code, ThreeFSError
-from threefs.rpc import RpcClient
+from threefs.rpc import RpcClient, UserToken
 
 __all__ = ["ROUTING_REFRESH_S", "run_mount"]
 
@@ -64,7 +64,7 @@ async def _stop_on_signals() -> None:
 async def _serve(
     mountpoint: str,
     cluster: ClusterConfig,
-    secret: bytes,
+    secret: bytes | UserToken,
     options: MountOptions,
     ready: Callable[[], None] | None,
 ) -> None:
@@ -97,12 +97,14 @@ def run_mount(
     mountpoint: str,
     *,
     cluster: ClusterConfig,
-    secret: bytes,
+    secret: bytes | UserToken,
     options: MountOptions,
     ready: Callable[[], None] | None = None,
 ) -> int:
-    """Mount and serve until unmounted; returns 0. Raises ``ThreeFSError`` (CLIENT_MOUNT_FAILED,
-    the cluster's errors) when the mount cannot be set up."""
+    """Mount and serve until unmounted; returns 0. ``secret``: the cluster secret or a user
+    token (meta then refuses requests of local users the token may not act for). Raises
+    ``ThreeFSError`` (CLIENT_MOUNT_FAILED, the cluster's errors) when the mount cannot be set
+    up."""
     mountpoint = os.path.abspath(mountpoint)
     _check_mountpoint(mountpoint)
     trio.run(_serve, mountpoint, cluster, secret, options, ready)

@@ -7,6 +7,10 @@ through ``threefs.kv.run_transaction_async``. With a ``RequestId`` it first look
 (a retry after a lost reply gets the first answer); otherwise ``fn``'s response is recorded
 together with its changes. Failures are not recorded: a request that failed changed nothing,
 so running it again is safe (it may then succeed, e.g. after the blocking entry went away).
+With a ``fingerprint`` of the request (``request_fingerprint``: the method and the request's
+bytes), a record answers only a retry of the very same request: another request under a used
+id (a client bug, or a forged id) is refused with INVALID_ARG and changes nothing, instead of
+getting the first request's answer (or, for another method, an answer it cannot decode).
 Records carry their creation time; ``prune_idempotency_records`` drops those older than the
 retention (clients retry for far less).
 
@@ -22,6 +26,7 @@ share the next one, each in its own savepoint, so a burst of creates pays one BE
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -32,12 +37,21 @@ import trio
 
 from meta.ops.batch import GroupCommitter
 from meta.store.alloc import InodeAllocator
+from threefs.errors import Code, ThreeFSError
 from threefs.kv import keys
 from threefs.kv.interface import Engine, Transaction
 from threefs.kv.retry import run_transaction, run_transaction_async
+from threefs.wire.common import MethodSpec
 from threefs.wire.meta import Caller, RequestId
 
-__all__ = ["MetaEnv", "OpContext", "execute_op", "prune_idempotency_records", "run_op"]
+__all__ = [
+    "MetaEnv",
+    "OpContext",
+    "execute_op",
+    "prune_idempotency_records",
+    "request_fingerprint",
+    "run_op",
+]
 
 R = TypeVar("R")
 
@@ -45,11 +59,41 @@ _ENCODER = msgspec.msgpack.Encoder()
 
 
 class _IdemRecord(msgspec.Struct, frozen=True, array_like=True):
+    """``IDEM`` + client + seq -> this. ``fingerprint`` is b"" in records made without one
+    (and in those written before it existed)."""
+
     created_ns: int
     response: msgspec.Raw
+    fingerprint: bytes = b""
 
 
 _IDEM_DECODER = msgspec.msgpack.Decoder(_IdemRecord)
+
+
+def request_fingerprint(spec: MethodSpec, request: msgspec.Struct) -> bytes:
+    """16 bytes naming ``request`` of method ``spec`` exactly: a retry (the same struct sent
+    again) has the same fingerprint; any other request, of any method, has another."""
+    digest = hashlib.blake2b(spec.name.encode(), digest_size=16)
+    digest.update(b"\0")
+    digest.update(_ENCODER.encode(request))
+    return digest.digest()
+
+
+def _replay(
+    record: _IdemRecord, request_id: RequestId, response_type: type[R], fingerprint: bytes | None
+) -> R:
+    """The recorded response of ``request_id``; INVALID_ARG when the record belongs to another
+    request (another fingerprint, or a response of another type)."""
+    reused = ThreeFSError(
+        Code.INVALID_ARG,
+        f"request id {request_id.client_id.hex()}/{request_id.seq} was already used for another request",
+    )
+    if fingerprint and record.fingerprint and record.fingerprint != fingerprint:
+        raise reused
+    try:
+        return msgspec.msgpack.decode(record.response, type=response_type)
+    except msgspec.DecodeError:  # a record without a fingerprint, of another method
+        raise reused from None
 
 
 @dataclass
@@ -91,18 +135,18 @@ class OpContext:
 
 
 def _attempt(env: MetaEnv, caller: Caller, request_id: RequestId | None, fn: Callable[[OpContext], R],
-             response_type: type[R] | None, txn: Transaction) -> R:  # fmt: skip
+             response_type: type[R] | None, fingerprint: bytes | None, txn: Transaction) -> R:  # fmt: skip
     key = None
     if request_id is not None and response_type is not None:
         key = keys.idempotency_key(request_id.client_id, request_id.seq)
         raw = txn.get(key)
         if raw is not None:
-            record = _IDEM_DECODER.decode(raw)
-            return msgspec.msgpack.decode(record.response, type=response_type)
+            return _replay(_IDEM_DECODER.decode(raw), request_id, response_type, fingerprint)
     ctx = OpContext(txn=txn, caller=caller, now_ns=env.clock_ns(), env=env)
     response = fn(ctx)
     if key is not None:
-        txn.set(key, _ENCODER.encode(_IdemRecord(ctx.now_ns, msgspec.Raw(_ENCODER.encode(response)))))
+        record = _IdemRecord(ctx.now_ns, msgspec.Raw(_ENCODER.encode(response)), fingerprint or b"")
+        txn.set(key, _ENCODER.encode(record))
     return response
 
 
@@ -114,17 +158,25 @@ async def run_op(
     request_id: RequestId | None = None,
     response_type: type[R] | None = None,
     read_only: bool = False,
+    fingerprint: bytes | None = None,
 ) -> R:
-    """Run ``fn`` as one transaction (see the module docstring); raises what ``fn`` raises, or
+    """Run ``fn`` as one transaction (see the module docstring); raises what ``fn`` raises,
+    INVALID_ARG for a used ``request_id`` whose record has another ``fingerprint``, or
     KV_RETRY_LIMIT after ``env.max_retries`` conflicts."""
     if read_only and env.engine.local_reads:
         await trio.lowlevel.checkpoint()
         return execute_op(
-            env, fn, caller=caller, request_id=request_id, response_type=response_type, read_only=True
+            env,
+            fn,
+            caller=caller,
+            request_id=request_id,
+            response_type=response_type,
+            read_only=True,
+            fingerprint=fingerprint,
         )
 
     def attempt(txn: Transaction) -> R:
-        return _attempt(env, caller, request_id, fn, response_type, txn)
+        return _attempt(env, caller, request_id, fn, response_type, fingerprint, txn)
 
     def alone() -> Awaitable[R]:
         return run_transaction_async(
@@ -148,11 +200,12 @@ def execute_op(
     request_id: RequestId | None = None,
     response_type: type[R] | None = None,
     read_only: bool = False,
+    fingerprint: bytes | None = None,
 ) -> R:
     """``run_op`` for synchronous callers (unit tests, fsck tools)."""
     return run_transaction(
         env.engine,
-        lambda txn: _attempt(env, caller, request_id, fn, response_type, txn),
+        lambda txn: _attempt(env, caller, request_id, fn, response_type, fingerprint, txn),
         read_only=read_only,
         max_retries=env.max_retries,
     )

@@ -35,7 +35,7 @@ from threefs.wire.meta import (
     PathAt,
 )
 
-__all__ = ["open_file"]
+__all__ = ["check_open_of", "open_file"]
 
 _ALL_FLAGS = 0
 for _flag in OpenFlags:
@@ -70,13 +70,33 @@ def _open_or_create(ctx: OpContext, request: OpenRequest) -> tuple[Inode, bool]:
     raise ThreeFSError(Code.META_LOOP, message)
 
 
+def _check_flags(flags: int) -> None:
+    if flags & ~_ALL_FLAGS:
+        raise ThreeFSError(Code.INVALID_ARG, f"unknown open flags {flags & ~_ALL_FLAGS:#x}")
+
+
+def _wanted(flags: int) -> int:
+    """The permission bits an open with ``flags`` needs on an existing object."""
+    return (permissions.R if flags & OpenFlags.READ else 0) | (permissions.W if flags & _WRITING else 0)
+
+
+def check_open_of(ctx: OpContext, request: OpenRequest, inode: Inode) -> None:
+    """Raise what ``open_file`` raises before it opens ``inode``, an existing regular file that
+    ``request.at`` names: INVALID_ARG (unknown flag bits), META_EXISTS (an exclusive create),
+    META_PERMISSION_DENIED. The service runs it before cutting the chunks of a TRUNCATE, so an
+    open that is refused cuts nothing."""
+    _check_flags(request.flags)
+    if request.flags & OpenFlags.CREATE and request.flags & OpenFlags.EXCLUSIVE:
+        raise ThreeFSError(Code.META_EXISTS, f"inode {inode.id} exists (exclusive create)")
+    permissions.check(inode, ctx.caller, _wanted(request.flags), f"inode {inode.id}")
+
+
 def open_file(ctx: OpContext, request: OpenRequest) -> OpenResponse:
     """Open (and with CREATE create) ``request.at``; see the module docstring. Errors:
     INVALID_ARG (unknown flag bits), META_EXISTS, META_NOT_FOUND, META_IS_DIRECTORY, META_LOOP,
     META_PERMISSION_DENIED, META_BAD_LAYOUT (create where no layout is set), name/path errors."""
     flags = request.flags
-    if flags & ~_ALL_FLAGS:
-        raise ThreeFSError(Code.INVALID_ARG, f"unknown open flags {flags & ~_ALL_FLAGS:#x}")
+    _check_flags(flags)
     if flags & OpenFlags.CREATE:
         inode, created = _open_or_create(ctx, request)
     else:
@@ -86,8 +106,7 @@ def open_file(ctx: OpContext, request: OpenRequest) -> OpenResponse:
     if inode.type == InodeType.DIRECTORY and flags & (_WRITING | OpenFlags.CREATE):
         raise ThreeFSError(Code.META_IS_DIRECTORY, f"inode {inode.id} is a directory")
     if not created:
-        want = (permissions.R if flags & OpenFlags.READ else 0) | (permissions.W if flags & _WRITING else 0)
-        permissions.check(inode, ctx.caller, want, f"inode {inode.id}")
+        permissions.check(inode, ctx.caller, _wanted(flags), f"inode {inode.id}")
     is_file = inode.type == InodeType.FILE
     if is_file and flags & OpenFlags.TRUNCATE and not created:
         inode = msgspec.structs.replace(

@@ -14,11 +14,24 @@ from meta.store import records
 from threefs.errors import Code, ThreeFSError
 from threefs.wire.meta import Inode, InodeType, SetAttrRequest, SetAttrResponse, TimeSpec
 
-__all__ = ["set_attr"]
+__all__ = ["plan_set_attr", "set_attr"]
 
 
 def set_attr(ctx: OpContext, request: SetAttrRequest) -> SetAttrResponse:
-    """Change the attributes ``request`` gives on what ``request.at`` names.
+    """Change the attributes ``request`` gives on what ``request.at`` names (the rules and
+    errors are ``plan_set_attr``'s); ctime becomes now whenever anything is given."""
+    inode, changes = plan_set_attr(ctx, request)
+    if not _given(request):
+        return SetAttrResponse(inode=inode)
+    changes["ctime_ns"] = ctx.now_ns
+    updated = msgspec.structs.replace(inode, **changes)
+    records.save_inode(ctx.txn, updated)
+    return SetAttrResponse(inode=updated)
+
+
+def plan_set_attr(ctx: OpContext, request: SetAttrRequest) -> tuple[Inode, dict[str, object]]:
+    """Check ``request`` and return the inode it names with the changes it makes (ctime
+    aside); writes nothing, so the service runs it before it cuts chunks for a truncate too.
 
     - ``mode``: the owner or admin root (else META_NOT_PERMITTED). A caller other than admin
       root who is not in the inode's group gets the setgid bit dropped (Linux, any type).
@@ -30,9 +43,8 @@ def set_attr(ctx: OpContext, request: SetAttrRequest) -> SetAttrResponse:
     - ``length``: files only (a directory is META_IS_DIRECTORY, other types INVALID_ARG);
       needs W (META_PERMISSION_DENIED). Shrinking bumps ``truncate_version``, so later length
       hints count from the truncate; mtime/ctime become now unless ``mtime`` is given. The
-      service removes or truncates the chunks on storage around this op.
-
-    ctime becomes now whenever anything is given. Checks all happen before any change.
+      service removes or truncates the chunks on storage around this op. A length past what
+      the file's layout can address (``Layout.max_file_size``) is INVALID_ARG.
     """
     inode = resolve(ctx, request.at, follow=request.follow)
     caller = ctx.caller
@@ -78,18 +90,18 @@ def set_attr(ctx: OpContext, request: SetAttrRequest) -> SetAttrResponse:
         if inode.type != InodeType.FILE:
             raise ThreeFSError(Code.INVALID_ARG, f"inode {inode.id} is not a regular file")
         permissions.check(inode, caller, permissions.W, "truncate")
+        if inode.layout is not None and request.length > inode.layout.max_file_size:
+            raise ThreeFSError(
+                Code.INVALID_ARG,
+                f"length {request.length} of inode {inode.id} is past its layout's limit "
+                f"of {inode.layout.max_file_size} bytes",
+            )
         changes["length"] = request.length
         if request.length < inode.length:
             changes["truncate_version"] = inode.truncate_version + 1
         if request.mtime is None:
             changes["mtime_ns"] = ctx.now_ns
-
-    if not _given(request):
-        return SetAttrResponse(inode=inode)
-    changes["ctime_ns"] = ctx.now_ns
-    updated = msgspec.structs.replace(inode, **changes)
-    records.save_inode(ctx.txn, updated)
-    return SetAttrResponse(inode=updated)
+    return inode, changes
 
 
 def _given(request: SetAttrRequest) -> bool:

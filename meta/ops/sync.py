@@ -31,7 +31,8 @@ def sync(ctx: OpContext, request: SyncRequest) -> SyncResponse:
     - ``session_id`` given: it must be an open session of this inode (META_STALE_SESSION: it
       was closed or pruned; a retried close is answered by idempotency before this runs).
       Without one, the caller needs W on the file (META_PERMISSION_DENIED) and cannot close.
-    - ``length_hint``: the length becomes ``max(length, hint)``; a hint never lowers it.
+    - ``length_hint``: the length becomes ``max(length, hint)``; a hint never lowers it. A
+      hint past what the file's layout can address (``Layout.max_file_size``) is INVALID_ARG.
     - ``wrote``: mtime and ctime become now.
     - ``close``: the session ends; a file with nlink 0 and no session left goes to GC (the
       response still shows it, with nlink 0).
@@ -54,9 +55,16 @@ def sync(ctx: OpContext, request: SyncRequest) -> SyncResponse:
     else:
         permissions.check(inode, ctx.caller, permissions.W, "sync")
 
+    hint = request.length_hint
+    if hint is not None and inode.layout is not None and hint > inode.layout.max_file_size:
+        raise ThreeFSError(
+            Code.INVALID_ARG,
+            f"length hint {hint} of inode {inode.id} is past its layout's limit "
+            f"of {inode.layout.max_file_size} bytes",
+        )
     changes: dict[str, object] = {}
-    if request.length_hint is not None and request.length_hint > inode.length:
-        changes["length"] = request.length_hint
+    if hint is not None and hint > inode.length:
+        changes["length"] = hint
     if request.wrote:
         changes.update(mtime_ns=ctx.now_ns, ctime_ns=ctx.now_ns)
     if changes:

@@ -53,7 +53,7 @@ class Prefix(bytes, Enum):
     LEASE = b"LEAS"  # LEAS -> the mgmtd primary lease
     CONFIG = b"CONF"  # CONF + name -> a stored configuration document
     GC_QUEUE = b"GCQU"  # GCQU + due time (ns, u64 BE) + inode id (u64 LE) -> removal job
-    USER = b"USER"  # USER + token digest -> user (uid, gid, admin flag)
+    USER = b"USER"  # USER + user name (UTF-8) -> user record with its key (docs/security.md)
     INODE_ALLOCATOR = b"IALC"  # IALC -> next free inode id block
     CLUSTER = b"CLUS"  # CLUS -> cluster id and on-disk format version
     XATTR = b"XATT"  # XATT + inode id (u64 LE) + name -> extended attribute value (raw bytes)
@@ -171,9 +171,9 @@ def gc_queue_key(due_ns: int, inode_id: int) -> bytes:
     )
 
 
-def user_key(token_digest: bytes) -> bytes:
-    """Users are found by a digest of their token; the token itself is never stored."""
-    return Prefix.USER.value + _blob("token digest", token_digest)
+def user_key(name: bytes) -> bytes:
+    """A user's row, by its name (mgmtd.store.user_store)."""
+    return Prefix.USER.value + _blob("user name", name)
 
 
 def xattr_prefix(inode_id: int) -> bytes:

@@ -15,11 +15,12 @@ import msgspec
 import trio
 
 from threefs.errors import Code, ThreeFSError
-from threefs.rpc.auth import client_handshake, normalize_secret
+from threefs.rpc.auth import client_handshake, normalize_credential
 from threefs.rpc.config import RpcClientConfig
 from threefs.rpc.connection import ClientConnection
 from threefs.rpc.frame import BufferCache, FrameReader, PayloadSink
 from threefs.rpc.transport import Address, Buffer, TcpTransport, Transport, format_address, parse_address
+from threefs.rpc.users import UserToken
 from threefs.wire.common import MethodSpec
 
 __all__ = ["RpcClient", "ServiceStub"]
@@ -55,14 +56,18 @@ class _Pool:
 
 
 class RpcClient:
-    """Calls methods on RPC servers that share ``secret``. Use as ``async with RpcClient(...)``;
-    leaving the block closes every connection (calls still waiting fail with
-    RPC_CONNECTION_CLOSED)."""
+    """Calls methods on RPC servers. ``credential``: the cluster secret (str or bytes: a cluster
+    member) or a ``UserToken`` (a user: servers check each request against the user's rights).
+    Use as ``async with RpcClient(...)``; leaving the block closes every connection (calls still
+    waiting fail with RPC_CONNECTION_CLOSED)."""
 
     def __init__(
-        self, secret: str | bytes, config: RpcClientConfig | None = None, transport: Transport | None = None
+        self,
+        credential: str | bytes | UserToken,
+        config: RpcClientConfig | None = None,
+        transport: Transport | None = None,
     ) -> None:
-        self._secret = normalize_secret(secret)
+        self._credential = normalize_credential(credential)
         self.config = config or RpcClientConfig()
         self._transport = transport or TcpTransport(self.config.connect_timeout_s)
         self._pools: dict[Address, _Pool] = {}
@@ -167,7 +172,7 @@ class RpcClient:
                 stream, config.max_frame_bytes, config.receive_buffer_bytes, self._buffer_cache
             )
             with trio.fail_after(config.connect_timeout_s):
-                await client_handshake(stream, reader, self._secret)
+                await client_handshake(stream, reader, self._credential)
         except trio.TooSlowError:
             await _close(stream)
             raise ThreeFSError(

@@ -20,7 +20,7 @@ import msgspec
 import trio
 
 from threefs.errors import Code, ThreeFSError
-from threefs.rpc.auth import normalize_secret, server_handshake
+from threefs.rpc.auth import AuthResult, normalize_secret, server_handshake
 from threefs.rpc.config import RpcServerConfig
 from threefs.rpc.connection import FrameWriter
 from threefs.rpc.frame import (
@@ -33,6 +33,7 @@ from threefs.rpc.frame import (
     payload_size,
 )
 from threefs.rpc.transport import FileRegion, Stream, TcpTransport, Transport
+from threefs.rpc.users import Identity, UserDirectory
 from threefs.wire.common import MethodSpec, ServiceSpec
 from threefs.wire.envelope import Envelope, FrameKind
 
@@ -52,15 +53,19 @@ InlineHandler = Callable[["CallContext", Any, Any], Any]
 
 class CallContext:
     """What a handler knows about its call: the peer, the request id, the deadline (trio clock,
-    ``inf`` for none) and how the connection authenticated."""
+    ``inf`` for none) and how the connection authenticated: ``auth_kind`` and ``identity``
+    (None on a cluster-secret connection, the user's ``Identity`` on a user-token one)."""
 
-    __slots__ = ("auth_kind", "deadline", "peer", "request_id")
+    __slots__ = ("auth_kind", "deadline", "identity", "peer", "request_id")
 
-    def __init__(self, peer: str, request_id: int, deadline: float, auth_kind: str) -> None:
+    def __init__(
+        self, peer: str, request_id: int, deadline: float, auth_kind: str, identity: Identity | None = None
+    ) -> None:
         self.peer = peer
         self.request_id = request_id
         self.deadline = deadline
         self.auth_kind = auth_kind
+        self.identity = identity
 
     def remaining(self) -> float:
         """Seconds left before the caller gives up (``inf`` without a deadline)."""
@@ -100,14 +105,31 @@ class RpcService:
         deadline. The default: none."""
         return {}
 
+    def authorize_user(self, identity: Identity, spec: MethodSpec, request: Any) -> None:
+        """Whether a request that came on a user-token connection may run: return to let it
+        run, raise ``ThreeFSError`` to refuse it (the error is the reply; the handler never
+        runs, so a refused request changes nothing). Called, before the handler, for every
+        request of a user connection and never for cluster-secret ones. The default refuses
+        everything: a service serves users only where it says so."""
+        raise ThreeFSError(
+            Code.PERMISSION_DENIED, f"{spec.name} is not open to user tokens (user {identity.name!r})"
+        )
+
 
 class _Method:
-    __slots__ = ("handler", "inline", "spec")
+    __slots__ = ("authorize", "handler", "inline", "spec")
 
-    def __init__(self, spec: MethodSpec, handler: Handler, inline: InlineHandler | None = None) -> None:
+    def __init__(
+        self,
+        spec: MethodSpec,
+        handler: Handler,
+        inline: InlineHandler | None = None,
+        authorize: Callable[[Identity, MethodSpec, Any], None] | None = None,
+    ) -> None:
         self.spec = spec
         self.handler = handler
         self.inline = inline
+        self.authorize = authorize
 
 
 def _method_table(services: Iterable[RpcService]) -> tuple[dict[int, _Method], set[int]]:
@@ -138,6 +160,8 @@ def _method_table(services: Iterable[RpcService]) -> tuple[dict[int, _Method], s
             if method not in spec.methods:
                 raise ValueError(f"{type(service).__name__} has an inline {method.name}, not in {spec.name}")
             table[spec.service_id << 32 | method.method_id].inline = inline
+        for method in spec.methods:
+            table[spec.service_id << 32 | method.method_id].authorize = service.authorize_user
     return table, service_ids
 
 
@@ -146,7 +170,8 @@ async def _not_implemented(spec: MethodSpec, *_: object) -> Any:
 
 
 class RpcServer:
-    """Serves ``services`` to peers that prove ``secret``.
+    """Serves ``services`` to peers that prove ``secret``, and, with ``users``, to clients that
+    prove a user token found there (each request then passes ``RpcService.authorize_user``).
 
     ``await nursery.start(server.serve, host, port)`` returns the bound port once listening
     (port 0: a free port); cancelling the task stops the server and drops its connections.
@@ -158,8 +183,11 @@ class RpcServer:
         services: Iterable[RpcService],
         config: RpcServerConfig | None = None,
         transport: Transport | None = None,
+        *,
+        users: UserDirectory | None = None,
     ) -> None:
         self._secret = normalize_secret(secret)
+        self.users = users
         self.config = config or RpcServerConfig()
         self._transport = transport or TcpTransport()
         self._methods, self._service_ids = _method_table(services)
@@ -179,7 +207,7 @@ class RpcServer:
             try:
                 reader.max_frame_bytes = AUTH_MAX_FRAME_BYTES
                 with trio.fail_after(config.auth_timeout_s):
-                    auth_kind = await server_handshake(stream, reader, self._secret)
+                    auth = await server_handshake(stream, reader, self._secret, self.users)
                 reader.max_frame_bytes = config.max_frame_bytes
             except trio.TooSlowError:
                 log.warning("refused %s: no authentication within %g s", stream.peer, config.auth_timeout_s)
@@ -190,7 +218,7 @@ class RpcServer:
                 else:
                     log.warning("refused %s: %s", stream.peer, exc)
                 return
-            await _ServerConnection(self, stream, reader, auth_kind).serve()
+            await _ServerConnection(self, stream, reader, auth).serve()
         except Exception:
             # A bug in this module: lose this connection, never the server.
             log.exception("connection from %s failed unexpectedly", stream.peer)
@@ -202,11 +230,13 @@ class RpcServer:
 class _ServerConnection:
     """The server's side of one authenticated connection."""
 
-    def __init__(self, server: RpcServer, stream: Stream, reader: FrameReader, auth_kind: str) -> None:
+    def __init__(self, server: RpcServer, stream: Stream, reader: FrameReader, auth: AuthResult) -> None:
         self.peer = stream.peer
         self._server = server
         self._reader = reader
-        self._auth_kind = auth_kind
+        self._auth_kind = auth.kind
+        self._identity = auth.identity  # None: a cluster-secret connection (no per-request check)
+        self._user_key = auth.key
         self._max_frame_bytes = server.config.max_frame_bytes
         self._max_in_flight = server.config.max_in_flight_per_connection
         self._slots = trio.Semaphore(self._max_in_flight)
@@ -276,25 +306,58 @@ class _ServerConnection:
             method = methods.get(envelope.service_id << 32 | envelope.method_id)
             if method is None or envelope.kind != FrameKind.REQUEST:
                 code, message = self._misrouted(envelope)
-                log.warning("bad request from %s: %s", self.peer, message)
+                log.warning("bad request from %s: %s", self.peer, message, extra=_request_fields(envelope))
                 self._reply_error(envelope, code, message)
                 continue
             try:
                 request = method.spec.request_decoder.decode(envelope.body)
             except msgspec.DecodeError as exc:
                 message = f"{method.spec.name} request does not validate: {exc}"
-                log.warning("bad request from %s: %s", self.peer, message)
+                log.warning("bad request from %s: %s", self.peer, message, extra=_request_fields(envelope))
                 self._reply_error(envelope, Code.RPC_INVALID_BODY, message)
                 continue
             if self._reader.last_flags & FLAG_PAYLOAD_CRC_IN_BODY and not method.spec.payload_crc_in_body:
                 message = f"{method.spec.name} requests must checksum their payload in the frame"
-                log.warning("bad request from %s: %s", self.peer, message)
+                log.warning("bad request from %s: %s", self.peer, message, extra=_request_fields(envelope))
                 self._reply_error(envelope, Code.RPC_BAD_FRAME, message)
+                continue
+            if self._identity is not None and not self._user_may(self._identity, method, envelope, request):
                 continue
             if method.inline is not None:
                 self._handle_inline(method, envelope, request, payload)
             else:
                 nursery.start_soon(self._handle, method, envelope, request, payload)
+
+    def _user_may(self, identity: Identity, method: _Method, envelope: Envelope, request: Any) -> bool:
+        """Whether a user connection's request may run: the user still has the key it proved
+        (not removed, no new token since) and the service authorizes it. Else the request is
+        answered with the refusal and never runs."""
+        users = self._server.users
+        entry = users.get(identity.name) if users is not None else None
+        try:
+            if entry is None or entry.key != self._user_key:
+                raise ThreeFSError(
+                    Code.RPC_AUTH_FAILED,
+                    f"user {identity.name!r} was removed or given a new token since this connection "
+                    "authenticated",
+                )
+            identity = entry.identity  # the latest uid/gid/flags for the same key
+            if method.authorize is not None:
+                method.authorize(identity, method.spec, request)
+        except ThreeFSError as exc:
+            # at INFO: who was refused what is worth keeping, unlike a handler's error answers
+            log.info(
+                "refused %s from %s (user %r): %s",
+                method.spec.name,
+                self.peer,
+                identity.name,
+                exc,
+                extra={**_request_fields(envelope), "code": exc.code.name},
+            )
+            self._reply_error(envelope, exc.code, exc.message)
+            return False
+        self._identity = identity
+        return True
 
     def _misrouted(self, envelope: Envelope) -> tuple[Code, str]:
         if envelope.kind != FrameKind.REQUEST:
@@ -311,10 +374,13 @@ class _ServerConnection:
         return trio.current_time() + timeout_ms / 1000 if timeout_ms else math.inf
 
     def _handle_inline(self, method: _Method, envelope: Envelope, request: Any, payload: Any) -> None:
-        context = CallContext(self.peer, envelope.request_id, self._deadline(envelope), self._auth_kind)
+        context = CallContext(
+            self.peer, envelope.request_id, self._deadline(envelope), self._auth_kind, self._identity
+        )
         try:
             result = method.inline(context, request, payload)  # type: ignore[misc]
         except ThreeFSError as exc:
+            self._log_error_reply(method.spec, envelope, exc.code, exc.message)
             self._reply_error(envelope, exc.code, exc.message)
             return
         except Exception as exc:
@@ -325,11 +391,12 @@ class _ServerConnection:
     async def _handle(self, method: _Method, envelope: Envelope, request: Any, payload: Any) -> None:
         spec = method.spec
         deadline = self._deadline(envelope)
-        context = CallContext(self.peer, envelope.request_id, deadline, self._auth_kind)
+        context = CallContext(self.peer, envelope.request_id, deadline, self._auth_kind, self._identity)
         try:
             with trio.CancelScope(deadline=deadline) as scope:
                 result = await method.handler(context, request, payload)
         except ThreeFSError as exc:
+            self._log_error_reply(spec, envelope, exc.code, exc.message)
             self._reply_error(envelope, exc.code, exc.message)
             return
         except Exception as exc:
@@ -337,12 +404,32 @@ class _ServerConnection:
             return
         if scope.cancelled_caught:
             message = f"{spec.name} cancelled: its {envelope.timeout_ms} ms deadline passed"
+            self._log_error_reply(spec, envelope, Code.RPC_DEADLINE_EXCEEDED, message)
             self._reply_error(envelope, Code.RPC_DEADLINE_EXCEEDED, message)
             return
         self._reply(spec, envelope, result)
 
+    def _log_error_reply(self, spec: MethodSpec, envelope: Envelope, code: Code, message: str) -> None:
+        """A handler's error answer, at DEBUG: with the request id, a client's retries of one
+        call can be followed in the server's log."""
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s from %s answered %s: %s",
+                spec.name,
+                self.peer,
+                code.name,
+                message,
+                extra={**_request_fields(envelope), "code": code.name},
+            )
+
     def _unexpected(self, spec: MethodSpec, envelope: Envelope, exc: Exception) -> None:
-        log.exception("%s from %s failed unexpectedly", spec.name, self.peer, exc_info=exc)
+        log.exception(
+            "%s from %s failed unexpectedly",
+            spec.name,
+            self.peer,
+            exc_info=exc,
+            extra=_request_fields(envelope),
+        )
         self._reply_error(envelope, Code.INTERNAL, f"{spec.name} failed: {type(exc).__name__}: {exc}")
 
     def _reply(self, spec: MethodSpec, envelope: Envelope, result: Any) -> None:
@@ -368,10 +455,16 @@ class _ServerConnection:
             return
         if len(head) - HEADER_SIZE + payload_size(reply_payload) > self._max_frame_bytes:
             message = f"{spec.name} reply exceeds the frame limit of {self._max_frame_bytes}"
-            log.error("%s (to %s)", message, self.peer)
+            log.error("%s (to %s)", message, self.peer, extra=_request_fields(envelope))
             self._reply_error(envelope, Code.RPC_FRAME_TOO_LARGE, message)
             return
         self._writer.enqueue(head, reply_payload, flush=self._lone())
+
+
+def _request_fields(envelope: Envelope) -> dict[str, int]:
+    """The ``extra`` fields that tie a log line to one request (``threefs.service.logs`` writes
+    them as ``request_id=...``)."""
+    return {"request_id": envelope.request_id}
 
 
 def _byte_part(part: object) -> object:

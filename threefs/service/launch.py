@@ -2,10 +2,11 @@
 logging, running until SIGTERM or SIGINT, one line to stderr and an exit code on failure.
 
 ``node_main`` loads the config and the cluster secret (exit 2 on failure: a usage problem),
-then runs ``serve(config, secret)`` under ``trio.run``; an error raised there exits 2 when its
-code is one of ``usage_codes`` (a bad setup found at start), else 1; an ``OSError`` (e.g. the
-listen port is in use) exits 1. ``serve_until_signal`` is the body most ``serve`` functions
-share: start the app, announce it on stdout, stop at the first signal.
+sets up logging (``threefs.service.logs``; every line names the node id and role), then runs
+``serve(config, secret)`` under ``trio.run``; an error raised there exits 2 when its code is one
+of ``usage_codes`` (a bad setup found at start), else 1; an ``OSError`` (e.g. the listen port is
+in use) exits 1. ``serve_until_signal`` is the body most ``serve`` functions share: start the
+app, announce it on stdout, stop at the first signal.
 """
 
 from __future__ import annotations
@@ -68,8 +69,12 @@ def node_main(
     load_secret: Callable[[C], bytes],
     serve: Callable[[C, bytes], Awaitable[None]],
     usage_codes: Collection[Code] = (Code.CONFIG_INVALID,),
+    role: str = "",
 ) -> int:
-    """Parse ``argv``, load, run; returns the exit code (0 after a clean stop by signal)."""
+    """Parse ``argv``, load, run; returns the exit code (0 after a clean stop by signal).
+
+    Every log line carries ``node=<config.node_id> role=<role>``; ``role`` defaults to ``prog``
+    without its ``threefs-`` prefix (``threefs-storage`` -> ``storage``)."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--config", metavar="FILE", required=True, help="TOML configuration")
     parser.add_argument(
@@ -85,7 +90,11 @@ def node_main(
     except ThreeFSError as exc:
         print(f"{prog}: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
-    configure_logging(config.log_level)  # type: ignore[attr-defined]
+    configure_logging(
+        config.log_level,  # type: ignore[attr-defined]
+        node_id=getattr(config, "node_id", None),
+        role=role or prog.removeprefix("threefs-"),
+    )
     try:
         _run_unwrapped(serve, config, secret)
     except ThreeFSError as exc:

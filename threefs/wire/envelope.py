@@ -13,13 +13,16 @@ import msgspec
 
 __all__ = [
     "AUTH_KIND_CLUSTER",
+    "AUTH_KIND_USER",
     "AuthChallenge",
     "AuthHello",
     "AuthOk",
     "Envelope",
     "FrameKind",
+    "MAX_USER_NAME_BYTES",
     "NONCE_BYTES",
     "NIL_BODY",
+    "USER_NAME_PATTERN",
 ]
 
 U64 = Annotated[int, msgspec.Meta(ge=0)]  # MessagePack integers stop at 2**64 - 1
@@ -62,7 +65,12 @@ class Envelope(msgspec.Struct, array_like=True, frozen=True):
 
 
 AUTH_KIND_CLUSTER = "cluster"  # HMAC proof of the shared cluster secret (service-to-service)
+AUTH_KIND_USER = "user"  # HMAC proof of a user's token key (clients; docs/security.md)
 NONCE_BYTES = 32
+MAX_USER_NAME_BYTES = 64
+# A user name: letters, digits, ``_ . -``, not starting with ``.`` or ``-``, never ``:`` (which
+# separates the name from the key in a token file).
+USER_NAME_PATTERN = rf"^[A-Za-z0-9_][A-Za-z0-9_.-]{{0,{MAX_USER_NAME_BYTES - 1}}}\Z"
 
 
 class AuthChallenge(msgspec.Struct, frozen=True):
@@ -73,20 +81,25 @@ class AuthChallenge(msgspec.Struct, frozen=True):
 
 
 class AuthHello(msgspec.Struct, frozen=True):
-    """The client's answer. ``kind`` selects the scheme so that a user-token kind can be added.
+    """The client's answer. ``kind`` selects the scheme, one of the challenge's ``kinds``.
 
     For ``cluster``: ``proof = HMAC-SHA256(secret, b"threefs-rpc-v1 client" + server_nonce +
-    client_nonce)``; ``token`` is unused.
+    client_nonce)``; ``user`` is empty.
+    For ``user``: ``user`` names the user (at most ``MAX_USER_NAME_BYTES``) and ``proof =
+    HMAC-SHA256(user_key, b"threefs-rpc-v1 user client" + server_nonce + client_nonce +
+    user)``. ``token`` is reserved and always empty: the token's key never crosses the wire.
     """
 
     kind: str
     nonce: bytes
     proof: bytes
     token: str = ""
+    user: str = ""
 
 
 class AuthOk(msgspec.Struct, frozen=True):
     """The server accepts and proves the secret too: ``proof = HMAC-SHA256(secret,
-    b"threefs-rpc-v1 server" + client_nonce + server_nonce)``."""
+    b"threefs-rpc-v1 server" + client_nonce + server_nonce)`` (for ``user``: keyed with the
+    user's key, label ``b"threefs-rpc-v1 user server"``, and the user name appended)."""
 
     proof: bytes

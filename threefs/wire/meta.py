@@ -16,9 +16,10 @@ Conventions:
   (``ROOT_INODE`` when 0 is not given), or absolute when it starts with ``/``; an empty path names
   ``parent`` itself. Intermediate symlinks are followed (at most ``MAX_SYMLINK_FOLLOWS``,
   META_LOOP beyond); the last component is followed only where a request says ``follow``.
-- ``Caller`` is the identity the permission checks use (uid, gid, supplementary groups). The
-  connection proved the cluster secret; ``admin`` is honoured only from such trusted callers
-  (user tokens come with the security issue). uid 0 is root only when ``admin`` is set.
+- ``Caller`` is the identity the permission checks use (uid, gid, supplementary groups). On a
+  cluster-secret connection it is taken as given; on a user-token connection it must be one the
+  user may act as, and ``admin`` only from an admin user (docs/security.md). uid 0 is root only
+  when ``admin`` is set.
 - Mutating requests carry ``RequestId`` (client id, sequence): meta records the first result
   with the operation in the same transaction, and a retry of the same id gets that result.
 - An empty path names ``parent`` itself whatever its type (inode addressing, as the FUSE mount

@@ -25,6 +25,7 @@ from typing import Annotated
 import msgspec
 
 from threefs.wire.common import MethodSpec, ServiceSpec, paired_method
+from threefs.wire.envelope import USER_NAME_PATTERN
 from threefs.wire.ids import ServiceId
 
 U32 = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
@@ -395,6 +396,104 @@ class GenerateChainTableResponse(msgspec.Struct, frozen=True, kw_only=True):
     max_pair_chains: int
 
 
+# ---- users (docs/security.md): kept by mgmtd, checked by every service ----------------------
+
+UserName = Annotated[str, msgspec.Meta(pattern=USER_NAME_PATTERN)]  # see threefs.wire.envelope
+UserKeyBytes = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+MAX_USER_GROUPS = 64
+
+
+class UserInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A user as listed (never with its key). ``admin``: may call admin methods and act as any
+    caller; ``impersonate``: may act for any uid/gid (a FUSE daemon serving local users), but is
+    admin only with ``admin``. Times are wall-clock ms."""
+
+    name: UserName
+    uid: U32
+    gid: U32
+    groups: Annotated[list[U32], msgspec.Meta(max_length=MAX_USER_GROUPS)] = msgspec.field(
+        default_factory=list
+    )
+    admin: bool = False
+    impersonate: bool = False
+    created_ms: int = 0
+    token_set_ms: int = 0
+
+
+class UserRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A user with its 32-byte key, as stored (``USER`` + name) and as UserKeys returns it."""
+
+    info: UserInfo
+    key: UserKeyBytes
+
+
+class UserAddRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Admin: add a user with a new random key (ALREADY_EXISTS when the name is taken)."""
+
+    name: UserName
+    uid: U32
+    gid: U32
+    groups: Annotated[list[U32], msgspec.Meta(max_length=MAX_USER_GROUPS)] = msgspec.field(
+        default_factory=list
+    )
+    admin: bool = False
+    impersonate: bool = False
+
+
+class UserAddResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """The user, and its token ``<name>:<key hex>`` (shown this once; mgmtd keeps the key)."""
+
+    user: UserInfo
+    token: str
+
+
+class UserListRequest(msgspec.Struct, frozen=True, kw_only=True):
+    pass
+
+
+class UserListResponse(msgspec.Struct, frozen=True, kw_only=True):
+    users: list[UserInfo]
+
+
+class UserRemoveRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Admin: remove a user (NOT_FOUND when there is none); its token stops working."""
+
+    name: UserName
+
+
+class UserRemoveResponse(msgspec.Struct, frozen=True, kw_only=True):
+    user: UserInfo
+
+
+class UserSetTokenRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Admin: give a user a new random key (NOT_FOUND when there is none); the old token stops
+    working."""
+
+    name: UserName
+
+
+class UserSetTokenResponse(msgspec.Struct, frozen=True, kw_only=True):
+    user: UserInfo
+    token: str
+
+
+class UserKeysRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Services only (cluster-secret connections): every user with its key, so that meta and
+    storage servers can check user tokens themselves."""
+
+
+class UserKeysResponse(msgspec.Struct, frozen=True, kw_only=True):
+    users: list[UserRecord]
+
+
+class UserWhoAmIRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Anyone: the user this connection authenticated as (None on a cluster-secret one)."""
+
+
+class UserWhoAmIResponse(msgspec.Struct, frozen=True, kw_only=True):
+    user: UserInfo | None = None
+
+
 def _method(method_id: int, name: str) -> MethodSpec:
     return paired_method(ServiceId.MGMTD, "Mgmtd", method_id, name, globals())
 
@@ -417,6 +516,12 @@ ROTATE_LAST_SERVING = _method(15, "RotateLastServing")
 SET_PREFERRED_ORDER = _method(16, "SetPreferredOrder")
 LIST_CLIENT_SESSIONS = _method(17, "ListClientSessions")
 GENERATE_CHAIN_TABLE = _method(18, "GenerateChainTable")
+USER_ADD = _method(19, "UserAdd")
+USER_LIST = _method(20, "UserList")
+USER_REMOVE = _method(21, "UserRemove")
+USER_SET_TOKEN = _method(22, "UserSetToken")
+USER_KEYS = _method(23, "UserKeys")
+USER_WHO_AM_I = _method(24, "UserWhoAmI")
 
 RETIRED_METHOD_IDS: dict[int, str] = {}
 
@@ -442,12 +547,19 @@ MGMTD_SERVICE = ServiceSpec(
         SET_PREFERRED_ORDER,
         LIST_CLIENT_SESSIONS,
         GENERATE_CHAIN_TABLE,
+        USER_ADD,
+        USER_LIST,
+        USER_REMOVE,
+        USER_SET_TOKEN,
+        USER_KEYS,
+        USER_WHO_AM_I,
     ),
     RETIRED_METHOD_IDS,
 )
 
-# Admin methods need an admin identity once user tokens exist (DESIGN section 10); with the
-# cluster secret every authenticated peer is a cluster member.
+# Who may call what on a user-token connection (docs/security.md); a cluster-secret connection
+# (a cluster member) may call everything. Admin methods, the listings included, need an admin
+# user; USER_METHODS are open to every user; SERVICE_METHODS to cluster members only.
 ADMIN_METHODS = frozenset(
     m.method_id
     for m in (
@@ -461,8 +573,19 @@ ADMIN_METHODS = frozenset(
         ROTATE_LAST_SERVING,
         SET_PREFERRED_ORDER,
         GENERATE_CHAIN_TABLE,
+        LIST_NODES,
+        LIST_TARGETS,
+        LIST_CHAINS,
+        LIST_CHAIN_TABLES,
+        LIST_CLIENT_SESSIONS,
+        USER_ADD,
+        USER_LIST,
+        USER_REMOVE,
+        USER_SET_TOKEN,
     )
 )
+USER_METHODS = frozenset(m.method_id for m in (GET_PRIMARY, GET_ROUTING_INFO, USER_WHO_AM_I))
+SERVICE_METHODS = frozenset(m.method_id for m in (HEARTBEAT, USER_KEYS))
 
 # The message of a MGMTD_NOT_PRIMARY error: "not primary; primary at HOST:PORT" or
 # "not primary; no primary known". client.mgmtd parses it with ``parse_not_primary``.
