@@ -32,7 +32,7 @@ STRESSORS = {
     "hdd": "--hdd 1 --hdd-bytes 8M",
     "mmap": "--mmap 1 --mmap-bytes 8M --mmap-file",
     "seek": "--seek 1 --seek-size 8M",
-    "sync-file": "--sync-file 1 --sync-file-bytes 8M",
+    "sync-file": "--sync-file 1 --sync-file-bytes 2M",  # one op must fit 3 s on a loaded machine
     "dir": "--dir 1 --dir-dirs 512",
     "dentry": "--dentry 1 --dentries 512",
     "rename": "--rename 1",
