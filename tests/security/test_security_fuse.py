@@ -19,7 +19,6 @@ import shutil
 import subprocess
 import tempfile
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from client.cli import main
 from client.meta import MetaClient
 from threefs.rpc import RpcClient
 from threefs.testing.cluster import LocalCluster
-from threefs.testing.mount import MOUNT_TIMEOUT_S, FuseMount
+from threefs.testing.mount import FuseMount
 from threefs.wire.meta import Caller
 
 pytestmark = pytest.mark.slow
@@ -73,25 +72,10 @@ class TokenMount(FuseMount):
     """A mount whose readiness is read from /proc/self/mounts: with a token that may not act
     for root, the test process (root) cannot even stat the mount point."""
 
-    def mount(self) -> TokenMount:
-        os.makedirs(self.path, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd="/"
-            )
-        deadline = time.monotonic() + MOUNT_TIMEOUT_S
-        while f" {self.path} fuse" not in Path("/proc/self/mounts").read_text():
-            if self.process.poll() is not None:
-                raise RuntimeError(f"threefs mount exited with {self.process.returncode}:\n{self.log_tail()}")
-            if time.monotonic() > deadline:
-                self.unmount()
-                raise RuntimeError(f"{self.path} not mounted after {MOUNT_TIMEOUT_S} s:\n{self.log_tail()}")
-            time.sleep(0.02)
-        return self
+    cwd = "/"
 
-    def unmount(self) -> None:
-        subprocess.run(["fusermount3", "-u", "-z", self.path], check=False, capture_output=True)
-        super().unmount()
+    def is_mounted(self) -> bool:
+        return f" {self.path} fuse" in Path("/proc/self/mounts").read_text()
 
 
 @pytest.fixture(scope="module")

@@ -66,9 +66,19 @@ class SqliteTransaction(Transaction):
     def _connection(self) -> sqlite3.Connection:
         if self._conn is not None:
             return self._conn
+        conn = self._begin(wait=True)
+        assert conn is not None
+        return conn
+
+    def _begin(self, *, wait: bool) -> sqlite3.Connection | None:
+        """Check out a connection and BEGIN on it (a read-write transaction first takes this
+        engine's writer lock, then SQLite's). Without ``wait``: None, with nothing taken, when
+        either lock is held elsewhere (SQLite's is asked with a busy timeout of 0)."""
         engine = self._engine
         if not self.read_only:
-            if not engine._writer_lock.acquire(timeout=engine.busy_timeout_s):
+            if not engine._writer_lock.acquire(timeout=engine.busy_timeout_s if wait else 0):
+                if not wait:
+                    return None
                 raise ThreeFSError(
                     Code.KV_CONFLICT,
                     f"another read-write transaction held the write lock over {engine.busy_timeout_s}s",
@@ -80,10 +90,21 @@ class SqliteTransaction(Transaction):
             self._release_writer_lock()
             raise
         try:
-            conn.execute("BEGIN" if self.read_only else "BEGIN IMMEDIATE")
+            if wait or self.read_only:  # a read transaction never waits in WAL mode
+                conn.execute("BEGIN" if self.read_only else "BEGIN IMMEDIATE")
+            else:
+                # another process may hold the file's write lock: ask without waiting for it
+                conn.execute("PRAGMA busy_timeout=0")
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                finally:
+                    conn.execute(f"PRAGMA busy_timeout={int(engine.busy_timeout_s * 1000)}")
         except sqlite3.Error as exc:
             engine._checkin(conn)
             self._release_writer_lock()
+            busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+            if not wait and busy:
+                return None
             raise _map_error(exc, "begin") from exc
         self._conn = conn
         return conn
@@ -94,37 +115,9 @@ class SqliteTransaction(Transaction):
 
     def try_begin(self) -> bool:
         self._check_open()
-        if self._conn is not None or self.read_only:
-            self.begin()  # a read transaction never waits in WAL mode
+        if self._conn is not None:
             return True
-        engine = self._engine
-        if not engine._writer_lock.acquire(blocking=False):
-            return False
-        self._holds_writer_lock = True
-        try:
-            conn = engine._checkout()
-        except BaseException:
-            self._release_writer_lock()
-            raise
-        try:
-            # another process may hold the file's write lock: ask without waiting for it
-            conn.execute("PRAGMA busy_timeout=0")
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            finally:
-                conn.execute(f"PRAGMA busy_timeout={int(engine.busy_timeout_s * 1000)}")
-        except sqlite3.OperationalError as exc:
-            engine._checkin(conn)
-            self._release_writer_lock()
-            if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):  # type: ignore[attr-defined]
-                return False
-            raise _map_error(exc, "begin") from exc
-        except sqlite3.Error as exc:
-            engine._checkin(conn)
-            self._release_writer_lock()
-            raise _map_error(exc, "begin") from exc
-        self._conn = conn
-        return True
+        return self._engine_call(lambda: self._begin(wait=False)) is not None
 
     def _execute(self, action: str, sql: str, params: tuple[object, ...]) -> list[tuple]:
         conn = self._connection()

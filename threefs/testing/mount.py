@@ -64,6 +64,13 @@ class FuseMount:
             "--cluster-config", str(self.config_file), "-f", "-o", options,
         ]  # fmt: skip
 
+    # the daemon's working directory
+    cwd: str | Path = _ROOT
+
+    def is_mounted(self) -> bool:
+        """Whether the mount is up (the kernel lists it)."""
+        return os.path.ismount(self.path)
+
     def mount(self) -> FuseMount:
         """Start the daemon and wait (with a deadline) until the mount point is mounted."""
         os.makedirs(self.path, exist_ok=True)
@@ -73,11 +80,11 @@ class FuseMount:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
-                cwd=_ROOT,
+                cwd=self.cwd,
                 env={**os.environ, **self.env},
             )
         deadline = time.monotonic() + MOUNT_TIMEOUT_S
-        while not os.path.ismount(self.path):
+        while not self.is_mounted():
             if self.process.poll() is not None:
                 raise RuntimeError(f"threefs mount exited with {self.process.returncode}:\n{self.log_tail()}")
             if time.monotonic() > deadline:
@@ -88,7 +95,7 @@ class FuseMount:
 
     def unmount(self) -> None:
         """``fusermount3 -u -z``, then wait for the daemon (killed after a deadline)."""
-        if os.path.ismount(self.path):
+        if self.is_mounted():
             subprocess.run(["fusermount3", "-u", "-z", self.path], check=False, capture_output=True)
         if self.process is not None:
             try:
