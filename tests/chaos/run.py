@@ -122,6 +122,7 @@ class Report:
             "reads_ok_during_faults": self.reads_ok,
             "reads_unavailable_during_faults": self.reads_unavailable,
             "write_failures_during_faults": sum(self.write_failures.values()),
+            "write_failures_by_error": dict(sorted(self.write_failures.items(), key=lambda kv: -kv[1])[:10]),
             "recovery_s_median": round(statistics.median(recoveries), 2) if recoveries else None,
             "recovery_s_max": round(max(recoveries), 2) if recoveries else None,
             "fault_to_recovery_s_max": round(max(totals), 2) if totals else None,
