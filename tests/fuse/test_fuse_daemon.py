@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from client.cli.mount import _default_log_file
+
 pytestmark = pytest.mark.slow
 
 FAULT_ENV = "THREEFS_FUSE_FAULT_NAME"  # client.fuse.handlers.FAULT_ENV (client.fuse is a leaf)
@@ -100,6 +102,8 @@ def test_mount_helper_for_fstab(mounted, tmp_path) -> None:
         if os.path.ismount(mountpoint):
             subprocess.run(["fusermount3", "-u", "-z", mountpoint], check=False)
             _wait_unmounted(mountpoint)
+        # the helper logs where a background mount does by default: leave nothing in /tmp
+        Path(_default_log_file(mountpoint)).unlink(missing_ok=True)
 
 
 def test_writeback_and_timeouts(mount_factory) -> None:
