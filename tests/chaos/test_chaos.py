@@ -5,26 +5,18 @@ acknowledged may be lost (see tests/chaos/run.py)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 import trio
+
+from threefs.testing.mount import fuse_unavailable
 
 from .faults import KINDS
 from .netns import netns_unavailable
 from .run import print_report, run_chaos
 
 
-def _unavailable() -> str | None:
-    if not os.path.exists("/dev/fuse") or shutil.which("fusermount3") is None:
-        return "FUSE is unavailable (/dev/fuse or fusermount3 missing)"
-    if os.geteuid() != 0:
-        return "the chaos run needs root (FUSE allow_other, network namespaces)"
-    return None
-
-
-@pytest.mark.skipif(_unavailable() is not None, reason=_unavailable() or "")
+# fuse_unavailable also asks for root, which namespaces and tmpfs disks need too
+@pytest.mark.skipif(fuse_unavailable() is not None, reason=fuse_unavailable() or "")
 def test_short_chaos_run_loses_nothing_acknowledged(tmp_path):
     use_netns = netns_unavailable() is None
     kinds = [k for k in KINDS if use_netns or k != "cut_storage"]

@@ -17,7 +17,6 @@ Everything here is skipped, with the reason, where FUSE is unavailable (no ``/de
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -29,21 +28,10 @@ import trio
 from client.meta import MetaClient
 from threefs.rpc import RpcClient
 from threefs.testing.cluster import LocalCluster
-from threefs.testing.mount import FuseMount, write_cluster_config
+from threefs.testing.mount import FuseMount, fuse_unavailable, write_cluster_config
 from threefs.wire.meta import Caller
 
 CHUNK_SIZE = 64 << 10
-
-
-def fuse_unavailable() -> str | None:
-    """Why FUSE tests cannot run here (None when they can)."""
-    if not os.path.exists("/dev/fuse"):
-        return "/dev/fuse is absent"
-    if shutil.which("fusermount3") is None:
-        return "fusermount3 is not installed (Debian package fuse3)"
-    if os.geteuid() != 0:
-        return "FUSE tests run as root (allow_other and setuid children)"
-    return None
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,7 @@ from client.meta import MetaClient
 from threefs.rpc import RpcClient
 from threefs.testing.cluster import LocalCluster
 from threefs.testing.mount import FuseMount
+from threefs.testing.mount import fuse_unavailable as mount_unavailable
 from threefs.wire.meta import Caller
 
 pytestmark = pytest.mark.slow
@@ -57,15 +58,9 @@ _CHILD = textwrap.dedent(
 
 
 def fuse_unavailable() -> str | None:
-    if not os.path.exists("/dev/fuse"):
-        return "/dev/fuse is absent"
-    if shutil.which("fusermount3") is None:
-        return "fusermount3 is not installed (Debian package fuse3)"
-    if os.geteuid() != 0:
-        return "FUSE tests run as root (allow_other and setuid children)"
     if CHILD_PYTHON is None:
         return "no system python3 for the unprivileged children"
-    return None
+    return mount_unavailable()
 
 
 class TokenMount(FuseMount):

@@ -10,6 +10,7 @@ output goes to ``<path>.log``.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,10 +21,22 @@ from pathlib import Path
 
 from threefs.testing.cluster import LocalCluster
 
-__all__ = ["MOUNT_TIMEOUT_S", "FuseMount", "write_cluster_config"]
+__all__ = ["MOUNT_TIMEOUT_S", "FuseMount", "fuse_unavailable", "write_cluster_config"]
 
 MOUNT_TIMEOUT_S = 30.0
 _ROOT = Path(__file__).resolve().parents[2]
+
+
+def fuse_unavailable() -> str | None:
+    """Why a real mount cannot be made here (None when it can): mounts in tests need
+    ``/dev/fuse``, ``fusermount3`` and root (``allow_other`` and setuid children)."""
+    if not os.path.exists("/dev/fuse"):
+        return "/dev/fuse is absent"
+    if shutil.which("fusermount3") is None:
+        return "fusermount3 is not installed (Debian package fuse3)"
+    if os.geteuid() != 0:
+        return "FUSE tests run as root (allow_other and setuid children)"
+    return None
 
 
 def write_cluster_config(cluster: LocalCluster, path: Path) -> Path:
