@@ -3,9 +3,13 @@
 - ``to_attributes``: a meta ``Inode`` as ``pyfuse3.EntryAttributes`` (inode numbers are meta's
   ids: both roots are 1), with the mount's timeouts and, for a file this mount is writing, the
   length it knows locally.
-- ``caller_of``: the ``Caller`` meta checks permissions with, from the request's uid, gid and
-  the supplementary groups of its process (``/proc/<pid>/status``). uid 0 on the mount is admin
-  root: the daemon holds the cluster secret and acts for the machine's root.
+- ``CallerCache`` / ``caller_of``: the ``Caller`` meta checks permissions with, from the
+  request's uid, gid and the supplementary groups of its process (``/proc/<pid>/status``). uid 0
+  on the mount is admin root: the daemon holds the cluster secret and acts for the machine's
+  root. Reading ``/proc`` costs about a tenth of a request's CPU, so ``CallerCache`` keeps the
+  groups of a (pid, uid, gid) for ``groups_timeout`` seconds (GlusterFS's ``gid-timeout`` does
+  the same): a process that changes its supplementary groups without changing uid or gid is
+  judged with its old groups for at most that long.
 - ``may``: POSIX permission bits for ``access(2)``, with meta's rules (root passes every check
   except execute on a non-directory without any x bit).
 """
@@ -13,12 +17,13 @@
 from __future__ import annotations
 
 import stat
+import time
 
 import pyfuse3
 
 from threefs.wire.meta import Caller, Inode, InodeType
 
-__all__ = ["TYPE_BITS", "caller_of", "may", "to_attributes"]
+__all__ = ["TYPE_BITS", "CallerCache", "caller_of", "may", "to_attributes"]
 
 TYPE_BITS = {
     InodeType.FILE: stat.S_IFREG,
@@ -73,6 +78,30 @@ def caller_of(ctx: pyfuse3.RequestContext) -> Caller:
     except (OSError, RuntimeError, ValueError):
         groups = []  # the process already exited: its uid and gid still count
     return Caller(uid=ctx.uid, gid=ctx.gid, groups=groups, admin=ctx.uid == 0)
+
+
+class CallerCache:
+    """``caller_of`` with each (pid, uid, gid)'s answer kept for ``timeout`` seconds (0: never
+    kept). Holds at most ``limit`` entries; when full, it starts over."""
+
+    def __init__(self, timeout: float, limit: int = 4096) -> None:
+        self.timeout = timeout
+        self.limit = limit
+        self._entries: dict[tuple[int, int, int], tuple[float, Caller]] = {}
+
+    def __call__(self, ctx: pyfuse3.RequestContext) -> Caller:
+        if self.timeout <= 0:
+            return caller_of(ctx)
+        key = (ctx.pid, ctx.uid, ctx.gid)
+        now = time.monotonic()
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        caller = caller_of(ctx)
+        if len(self._entries) >= self.limit:
+            self._entries.clear()
+        self._entries[key] = (now + self.timeout, caller)
+        return caller
 
 
 def may(inode: Inode, caller: Caller, want: int) -> bool:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import pyfuse3
 
-from client.fuse.attrs import caller_of, may, to_attributes
+from client.fuse.attrs import CallerCache, may, to_attributes
 from client.fuse.files import DirHandle, Handle, OpenFiles
 from client.fuse.handlers import FAULT_ENV, fuse_handler
 from client.fuse.options import MountOptions
@@ -77,6 +77,7 @@ class ThreeFSOperations(pyfuse3.Operations):
         self.enable_writeback_cache = options.writeback
         self.files = OpenFiles(storage, options.write_buffer, options.readahead)
         self.fault_name = os.fsencode(os.environ.get(FAULT_ENV, "")) or None
+        self.caller_of = CallerCache(options.groups_timeout)
 
     # ------------------------------------------------------------------ helpers
 
@@ -101,7 +102,7 @@ class ThreeFSOperations(pyfuse3.Operations):
         if self.fault_name is not None and name == self.fault_name:
             raise RuntimeError(f"injected fault for {name!r} ({FAULT_ENV})")
         try:
-            inode = await self.meta.lookup(parent_inode, name, caller=caller_of(ctx))
+            inode = await self.meta.lookup(parent_inode, name, caller=self.caller_of(ctx))
         except ThreeFSError as exc:
             if exc.code == Code.META_NOT_FOUND and self.options.negative_timeout > 0:
                 negative = pyfuse3.EntryAttributes()
@@ -117,7 +118,7 @@ class ThreeFSOperations(pyfuse3.Operations):
 
     @fuse_handler
     async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        return self._attrs(await self._stat(inode, caller_of(ctx)))
+        return self._attrs(await self._stat(inode, self.caller_of(ctx)))
 
     @fuse_handler
     async def setattr(
@@ -128,7 +129,7 @@ class ThreeFSOperations(pyfuse3.Operations):
         fh: int | None,
         ctx: pyfuse3.RequestContext,
     ) -> pyfuse3.EntryAttributes:
-        caller = caller_of(ctx)
+        caller = self.caller_of(ctx)
         file = self.files.file(inode)
         length = attr.st_size if fields.update_size else None
         if length is not None and file is not None:
@@ -164,7 +165,7 @@ class ThreeFSOperations(pyfuse3.Operations):
 
     @fuse_handler
     async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
-        return await self.meta.readlink(_at(inode), caller=caller_of(ctx))
+        return await self.meta.readlink(_at(inode), caller=self.caller_of(ctx))
 
     @fuse_handler
     async def mknod(
@@ -175,7 +176,7 @@ class ThreeFSOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EINVAL)
         rdev = rdev if kind in (InodeType.CHAR_DEVICE, InodeType.BLOCK_DEVICE) else 0
         inode = await self.meta.mknod(
-            _at(parent_inode, name), kind, stat.S_IMODE(mode), rdev, caller=caller_of(ctx)
+            _at(parent_inode, name), kind, stat.S_IMODE(mode), rdev, caller=self.caller_of(ctx)
         )
         return self._attrs(inode)
 
@@ -183,22 +184,22 @@ class ThreeFSOperations(pyfuse3.Operations):
     async def mkdir(
         self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        inode = await self.meta.mkdir(_at(parent_inode, name), stat.S_IMODE(mode), caller=caller_of(ctx))
+        inode = await self.meta.mkdir(_at(parent_inode, name), stat.S_IMODE(mode), caller=self.caller_of(ctx))
         return self._attrs(inode)
 
     @fuse_handler
     async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        await self.meta.remove(_at(parent_inode, name), caller=caller_of(ctx))
+        await self.meta.remove(_at(parent_inode, name), caller=self.caller_of(ctx))
 
     @fuse_handler
     async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        await self.meta.remove(_at(parent_inode, name), directory=True, caller=caller_of(ctx))
+        await self.meta.remove(_at(parent_inode, name), directory=True, caller=self.caller_of(ctx))
 
     @fuse_handler
     async def symlink(
         self, parent_inode: int, name: bytes, target: bytes, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        inode = await self.meta.symlink(_at(parent_inode, name), target, caller=caller_of(ctx))
+        inode = await self.meta.symlink(_at(parent_inode, name), target, caller=self.caller_of(ctx))
         return self._attrs(inode)
 
     @fuse_handler
@@ -222,14 +223,16 @@ class ThreeFSOperations(pyfuse3.Operations):
             _at(parent_inode_old, name_old),
             _at(parent_inode_new, name_new),
             flags=bits,
-            caller=caller_of(ctx),
+            caller=self.caller_of(ctx),
         )
 
     @fuse_handler
     async def link(
         self, inode: int, new_parent_inode: int, new_name: bytes, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        linked = await self.meta.hard_link(_at(inode), _at(new_parent_inode, new_name), caller=caller_of(ctx))
+        linked = await self.meta.hard_link(
+            _at(inode), _at(new_parent_inode, new_name), caller=self.caller_of(ctx)
+        )
         return self._attrs(linked)
 
     # ------------------------------------------------------------------ files
@@ -257,14 +260,14 @@ class ThreeFSOperations(pyfuse3.Operations):
 
     @fuse_handler
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
-        handle, _ = await self._open(_at(inode), flags, caller_of(ctx))
+        handle, _ = await self._open(_at(inode), flags, self.caller_of(ctx))
         return pyfuse3.FileInfo(fh=handle.fh, keep_cache=False)
 
     @fuse_handler
     async def create(
         self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: pyfuse3.RequestContext
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
-        handle, _ = await self._open(_at(parent_inode, name), flags, caller_of(ctx), stat.S_IMODE(mode))
+        handle, _ = await self._open(_at(parent_inode, name), flags, self.caller_of(ctx), stat.S_IMODE(mode))
         return pyfuse3.FileInfo(fh=handle.fh, keep_cache=False), self._attrs(handle.file.inode)
 
     def _handle(self, fh: int) -> Handle:
@@ -327,7 +330,7 @@ class ThreeFSOperations(pyfuse3.Operations):
 
     @fuse_handler
     async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
-        caller = caller_of(ctx)
+        caller = self.caller_of(ctx)
         response = await self.meta.open(_at(inode), OpenFlags.READ, caller=caller)
         if response.inode.type != InodeType.DIRECTORY:
             raise pyfuse3.FUSEError(errno.ENOTDIR)
@@ -387,7 +390,7 @@ class ThreeFSOperations(pyfuse3.Operations):
 
     @fuse_handler
     async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
-        info = await self.meta.statfs(caller=caller_of(ctx))
+        info = await self.meta.statfs(caller=self.caller_of(ctx))
         data = pyfuse3.StatvfsData()
         block = info.block_size or 4096
         data.f_bsize = block
@@ -404,7 +407,7 @@ class ThreeFSOperations(pyfuse3.Operations):
 
     @fuse_handler
     async def access(self, inode: int, mode: int, ctx: pyfuse3.RequestContext) -> bool:
-        caller = caller_of(ctx)
+        caller = self.caller_of(ctx)
         found = await self._stat(inode, caller)
         return mode == os.F_OK or may(found, caller, mode & 7)
 
@@ -412,17 +415,17 @@ class ThreeFSOperations(pyfuse3.Operations):
 
     @fuse_handler
     async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
-        return await self.meta.get_xattr(_at(inode), name, caller=caller_of(ctx))
+        return await self.meta.get_xattr(_at(inode), name, caller=self.caller_of(ctx))
 
     @fuse_handler
     async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext) -> None:
         # pyfuse3 checks XATTR_CREATE / XATTR_REPLACE itself (with getxattr) before calling this
-        await self.meta.set_xattr(_at(inode), name, value, caller=caller_of(ctx))
+        await self.meta.set_xattr(_at(inode), name, value, caller=self.caller_of(ctx))
 
     @fuse_handler
     async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
-        return await self.meta.list_xattr(_at(inode), caller=caller_of(ctx))
+        return await self.meta.list_xattr(_at(inode), caller=self.caller_of(ctx))
 
     @fuse_handler
     async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        await self.meta.remove_xattr(_at(inode), name, caller=caller_of(ctx))
+        await self.meta.remove_xattr(_at(inode), name, caller=self.caller_of(ctx))

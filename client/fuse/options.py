@@ -56,11 +56,13 @@ class MountOptions:
     ``writeback``: the kernel's writeback cache (pyfuse3 ``enable_writeback_cache``);
     ``write_buffer``: bytes buffered per open file before a write goes to storage;
     ``readahead``: bytes fetched at once when an open file is read sequentially (0: off);
+    ``groups_timeout``: seconds a process's supplementary groups are kept (client/fuse/attrs.py);
     ``max_tasks``: concurrent requests pyfuse3 serves; ``fuse_options``: passed to libfuse."""
 
     entry_timeout: float = 0.0
     attr_timeout: float = 0.0
     negative_timeout: float = 0.0
+    groups_timeout: float = 1.0
     writeback: bool = False
     write_buffer: int = DEFAULT_WRITE_BUFFER
     readahead: int = DEFAULT_READAHEAD
@@ -106,7 +108,7 @@ def parse_mount_options(text: str | list[str]) -> MountOptions:
             options.fuse_options.add(name)
         elif name in _PASSED_WITH_VALUE and has_value:
             options.fuse_options.add(item)
-        elif name in ("entry_timeout", "attr_timeout", "negative_timeout") and has_value:
+        elif name in ("entry_timeout", "attr_timeout", "negative_timeout", "groups_timeout") and has_value:
             setattr(options, name, _seconds(name, value))
         elif name in ("writeback", "writeback_cache") and not has_value:
             options.writeback = True
