@@ -99,6 +99,22 @@ class StorageState:
             self.wake_heartbeat()
             raise ThreeFSError(Code.STORAGE_IO_ERROR, f"target {target.target_id}: {exc}") from exc
 
+    def store_call_inline(self, target: Target, fn: Callable[..., T], *args: Any) -> T:
+        """``store_call`` on the event loop, for ``fn`` that never waits for a disk (a
+        ``read_cached``); the same errors and the same marking of a failed target."""
+        target.check_usable()
+        try:
+            return fn(*args)
+        except ThreeFSError as exc:
+            if exc.code == Code.STORAGE_IO_ERROR:
+                target.mark_failed(exc.message)
+                self.wake_heartbeat()
+            raise
+        except OSError as exc:
+            target.mark_failed(str(exc))
+            self.wake_heartbeat()
+            raise ThreeFSError(Code.STORAGE_IO_ERROR, f"target {target.target_id}: {exc}") from exc
+
     async def check_room_for_new_chunk(self, target: Target) -> None:
         """Raise STORAGE_NO_SPACE when ``target``'s free space is below the node's reserve
         (``min_free_bytes`` / ``min_free_ratio``), from a sample at most

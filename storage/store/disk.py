@@ -50,6 +50,7 @@ under a reader); the metadata database has its own lock. Data I/O runs outside b
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from collections import OrderedDict
@@ -75,6 +76,7 @@ from threefs.errors import Code, ThreeFSError
 __all__ = ["DiskChunkStore", "chunk_file"]
 
 _READ_ATTEMPTS = 4  # a read that races commits re-looks-up the committed file this many times
+_RWF_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)  # Linux >= 4.14 (read_cached)
 
 
 @dataclass(slots=True, frozen=True)
@@ -211,6 +213,37 @@ class DiskChunkStore(ChunkStore):
                 raise ThreeFSError(Code.STORAGE_IO_ERROR, f"chunk {chunk_id} file shorter than its metadata")
             return data
         raise ThreeFSError(Code.STORAGE_IO_ERROR, f"chunk {chunk_id} kept changing under a read")
+
+    def read_cached(self, chunk_id: ChunkId, offset: int, length: int) -> bytes | None:
+        """``pread`` with ``RWF_NOWAIT`` on the chunk's cached descriptor: None when the file is
+        not open already or a page is not in the page cache (the caller then uses ``read``)."""
+        if _RWF_NOWAIT is None:
+            return None
+        with self._lock:
+            state = self._live()
+            entry = state.entries.get(chunk_id)
+            if entry is None:
+                raise ThreeFSError(Code.STORAGE_CHUNK_NOT_FOUND, f"no chunk {chunk_id}")
+            wanted = rules.check_read(entry.meta, offset, length)
+            if wanted == 0:
+                return b""
+            handle = state.handles.get(chunk_id)
+            if handle is None or handle.file_gen != entry.file_gen:
+                return None
+            handle.refs += 1
+            state.handles.move_to_end(chunk_id)
+        try:
+            buffer = bytearray(wanted)
+            got = os.preadv(handle.fd, [buffer], offset, _RWF_NOWAIT)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):
+                return None  # a file system without RWF_NOWAIT for buffered reads
+            raise os_error(exc, f"read {chunk_id}") from exc
+        finally:
+            self._release(handle)
+        return bytes(buffer) if got == wanted else None  # short: part of it is not cached
 
     def open_committed(self, chunk_id: ChunkId) -> tuple[ChunkMeta, int] | None:
         for _ in range(_READ_ATTEMPTS):

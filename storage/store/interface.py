@@ -95,6 +95,12 @@ class ChunkStore(ABC):
         DIRTY chunk still returns the committed version (the service decides whether to answer
         CHUNK_NOT_COMMITTED)."""
 
+    def read_cached(self, chunk_id: ChunkId, offset: int, length: int) -> bytes | None:
+        """``read`` without waiting for a disk: the same bytes and errors, or None when they
+        cannot be had at once (not all in the page cache, or the chunk's file not open). Cheap
+        enough to call on an event loop. The default never has them."""
+        return None
+
     def open_committed(self, chunk_id: ChunkId) -> tuple[ChunkMeta, int] | None:
         """The chunk's metadata and a new descriptor of its committed data file, for reads sent
         without copying (sendfile); the caller owns the descriptor and closes it. The file's

@@ -57,6 +57,9 @@ class MemChunkStore(ChunkStore):
             count = rules.check_read(chunk.meta, offset, length)
             return chunk.data[offset : offset + count] if count else b""
 
+    def read_cached(self, chunk_id: ChunkId, offset: int, length: int) -> bytes | None:
+        return self.read(chunk_id, offset, length)  # memory: never waits
+
     def prepare(
         self,
         chunk_id: ChunkId,

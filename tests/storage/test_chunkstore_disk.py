@@ -274,3 +274,35 @@ def test_open_committed_gives_an_immutable_view_of_the_committed_version(root: P
     finally:
         os.close(fd)
     store.close()
+
+
+def test_read_cached_serves_only_open_files_in_the_page_cache(root: Path) -> None:
+    store = DiskChunkStore.open(root, fsync=False)
+    data = bytes(range(256)) * 64  # 16 KiB
+    write(store, A, data)
+    assert store.read_cached(A, 0, 4096) is None  # its file is not open yet: no waiting on open()
+    assert store.read(A, 100, 10) == data[100:110]  # opens and caches the descriptor
+    assert store.read_cached(A, 4096, 4096) == data[4096:8192]
+    assert store.read_cached(A, len(data) - 5, 100) == data[-5:]  # clipped like read
+    assert store.read_cached(A, len(data), 100) == b""
+    with pytest.raises(ThreeFSError) as caught:
+        store.read_cached(ChunkId(9, 9), 0, 10)
+    assert caught.value.code == Code.STORAGE_CHUNK_NOT_FOUND
+    with pytest.raises(ThreeFSError) as caught:
+        store.read_cached(A, -1, 10)
+    assert caught.value.code == Code.STORAGE_BAD_OFFSET
+    write(store, A, b"NEW", 0)  # a commit replaces the file: the old descriptor is not used
+    assert store.read_cached(A, 0, 3) is None
+    assert store.read(A, 0, 3) == b"NEW"
+    assert store.read_cached(A, 0, 5) == b"NEW" + data[3:5]
+    # pages dropped from the page cache: RWF_NOWAIT refuses to wait for the disk
+    path = chunk_file(str(root), A, store.get_meta(A).commit_version)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    assert store.read_cached(A, 8192, 4096) is None  # (tmp_path is on a disk, not tmpfs)
+    assert store.read(A, 8192, 4096) == data[8192:12288]
+    store.close()
