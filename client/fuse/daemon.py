@@ -84,6 +84,7 @@ async def _serve(
             if ready is not None:
                 ready()
             async with trio.open_nursery() as nursery:
+                operations.files.nursery = nursery  # background stores (write-behind)
                 nursery.start_soon(routing.run_refresher, ROUTING_REFRESH_S)
                 nursery.start_soon(_stop_on_signals)
                 await pyfuse3.main(max_tasks=options.max_tasks)

@@ -4,8 +4,17 @@ has it open) holding the write buffer and the length this mount knows, one ``Han
 Writes: a write that continues the buffered range is appended to the buffer; any other write
 first sends the buffer to storage. The buffer goes out in one large write (split by chunk and
 sent in parallel by ``StorageClient``) when it is full, before a read of the same inode, on a
-truncate, and on flush/fsync/release. Errors of a buffered write surface there (close(2) or
-fsync(2) answer EIO), as on NFS.
+truncate, and on flush/fsync/release.
+
+Write-behind: when ``OpenFiles.nursery`` is set (the daemon sets it), a full buffer (or a write
+larger than the buffer) is sent by a background task and the write is answered at once, so
+the next bytes are received while the previous ones travel the chain. At most ``write_behind``
+bytes per file are in flight (a write waits for room), and a store never starts while one of
+an overlapping range is in flight, so stores of the same bytes reach storage in write order.
+A read, truncate, flush, fsync or release of the file first waits until nothing is in flight.
+A failed background store makes the next write and every later flush, fsync and release of the
+file fail with its error (close(2) and fsync(2) answer it, as on NFS): nothing acknowledged is
+lost silently.
 
 Length: meta learns where writes ended from ``sync`` (length hint) on flush, fsync and release
 (which closes the write session); meanwhile this mount answers stat and bounds reads with
@@ -37,8 +46,23 @@ __all__ = ["DirHandle", "Handle", "OpenFile", "OpenFiles"]
 class OpenFile:
     """Per-inode state while this mount has the inode open (see the module docstring)."""
 
-    def __init__(self, inode: Inode, storage: StorageClient, buffer_limit: int, readahead: int = 0) -> None:
+    def __init__(
+        self,
+        inode: Inode,
+        storage: StorageClient,
+        buffer_limit: int,
+        readahead: int = 0,
+        *,
+        nursery: trio.Nursery | None = None,
+        write_behind: int = 0,
+    ) -> None:
         self.inode = inode
+        self.nursery = nursery
+        self.write_behind = write_behind if nursery is not None else 0
+        self._in_flight: list[tuple[int, int]] = []  # ranges of background stores
+        self._in_flight_bytes = 0
+        self._store_done = trio.Event()  # set (and replaced) whenever a background store ends
+        self.store_error: Exception | None = None  # of a background store: sticky
         self.storage = storage
         self.buffer_limit = buffer_limit
         self.readahead = readahead
@@ -70,33 +94,90 @@ class OpenFile:
     async def write(self, offset: int, data: bytes) -> None:
         self._ahead = b""
         async with self.lock:
+            self._raise_store_error()
             end = offset + len(data)
             if self.buffer and offset == self.buffer_offset + len(self.buffer):
                 self.buffer += data
             else:
-                await self._flush_locked()
+                await self._flush_locked(behind=True)
                 if len(data) >= self.buffer_limit:
-                    await self._store(offset, data)
+                    await self._store_behind(offset, data)
                 else:
                     self.buffer_offset = offset
                     self.buffer += data
             self.written_end = max(self.written_end, end)
             self.dirty = True
             if len(self.buffer) >= self.buffer_limit:
-                await self._flush_locked()
+                await self._flush_locked(behind=True)
+
+    @property
+    def unsent(self) -> bool:
+        """Bytes are buffered or in flight (or a background store failed)."""
+        return bool(self.buffer or self._in_flight or self.store_error)
 
     async def flush(self) -> None:
-        """Send the buffer to storage (no-op when empty)."""
-        if self.buffer:
+        """Send the buffer to storage and wait until nothing is in flight; raises the error of
+        a failed background store (no-op when nothing is unsent)."""
+        if self.unsent:
             async with self.lock:
                 await self._flush_locked()
+                await self._drain()
+                self._raise_store_error()
 
-    async def _flush_locked(self) -> None:
+    async def _flush_locked(self, *, behind: bool = False) -> None:
         if not self.buffer:
             return
         data, offset = bytes(self.buffer), self.buffer_offset
-        await self._store(offset, data)
         self.buffer.clear()
+        try:
+            if behind:
+                await self._store_behind(offset, data)
+            else:
+                await self._store(offset, data)
+        except BaseException:
+            if not self.buffer:  # still unsent: keep it for the next flush
+                self.buffer_offset, self.buffer[:] = offset, data
+            raise
+
+    def _raise_store_error(self) -> None:
+        if self.store_error is not None:
+            raise self.store_error
+
+    async def _wait_store_done(self) -> None:
+        await self._store_done.wait()
+
+    async def _drain(self) -> None:
+        while self._in_flight:
+            await self._wait_store_done()
+
+    async def _store_behind(self, offset: int, data: bytes) -> None:
+        """Store in the background (see the module docstring), or now when write-behind is off."""
+        if not self.write_behind or self.nursery is None:
+            await self._store(offset, data)
+            return
+        end = offset + len(data)
+        while self._in_flight and (
+            self._in_flight_bytes + len(data) > self.write_behind
+            or any(start < end and offset < stop for start, stop in self._in_flight)
+        ):
+            await self._wait_store_done()
+        self._raise_store_error()
+        span = (offset, end)
+        self._in_flight.append(span)
+        self._in_flight_bytes += len(data)
+        self.nursery.start_soon(self._store_task, span, data)
+
+    async def _store_task(self, span: tuple[int, int], data: bytes) -> None:
+        try:
+            await self._store(span[0], data)
+        except Exception as exc:  # surfaces at the next write, flush, fsync or release
+            if self.store_error is None:
+                self.store_error = exc
+        finally:
+            self._in_flight.remove(span)
+            self._in_flight_bytes -= len(data)
+            done, self._store_done = self._store_done, trio.Event()
+            done.set()
 
     async def _store(self, offset: int, data: bytes) -> None:
         layout = self.inode.layout
@@ -107,7 +188,7 @@ class OpenFile:
     async def read(self, offset: int, size: int) -> bytes:
         """Up to ``size`` bytes from ``offset``, bounded by the length (buffered bytes sent first;
         sequential reads served from read-ahead, see the module docstring)."""
-        if self.buffer:
+        if self.unsent:
             self._ahead = b""
             await self.flush()
         length = self.length
@@ -171,10 +252,14 @@ class DirHandle:
 class OpenFiles:
     """The handle tables of one mount."""
 
-    def __init__(self, storage: StorageClient, buffer_limit: int, readahead: int = 0) -> None:
+    def __init__(
+        self, storage: StorageClient, buffer_limit: int, readahead: int = 0, write_behind: int = 0
+    ) -> None:
         self.storage = storage
         self.buffer_limit = buffer_limit
         self.readahead = readahead
+        self.write_behind = write_behind
+        self.nursery: trio.Nursery | None = None  # set by the daemon: enables write-behind
         self.by_inode: dict[int, OpenFile] = {}
         self.handles: dict[int, Handle] = {}
         self.dirs: dict[int, DirHandle] = {}
@@ -195,7 +280,14 @@ class OpenFiles:
     def open(self, inode: Inode, caller: Caller, writable: bool, session_id: bytes) -> Handle:
         file = self.by_inode.get(inode.id)
         if file is None:
-            file = self.by_inode[inode.id] = OpenFile(inode, self.storage, self.buffer_limit, self.readahead)
+            file = self.by_inode[inode.id] = OpenFile(
+                inode,
+                self.storage,
+                self.buffer_limit,
+                self.readahead,
+                nursery=self.nursery,
+                write_behind=self.write_behind,
+            )
         else:
             file.seen(inode)
             file.forget_read_ahead()  # close-to-open: a new open sees other clients' changes

@@ -75,7 +75,7 @@ class ThreeFSOperations(pyfuse3.Operations):
         self.storage = storage
         self.options = options
         self.enable_writeback_cache = options.writeback
-        self.files = OpenFiles(storage, options.write_buffer, options.readahead)
+        self.files = OpenFiles(storage, options.write_buffer, options.readahead, options.write_behind)
         self.fault_name = os.fsencode(os.environ.get(FAULT_ENV, "")) or None
         self.caller_of = CallerCache(options.groups_timeout)
 

@@ -18,8 +18,10 @@ __all__ = ["MountOptions", "parse_mount_options"]
 
 DEFAULT_WRITE_BUFFER = 4 << 20
 DEFAULT_READAHEAD = 4 << 20
+DEFAULT_WRITE_BEHIND = 8 << 20
 MIN_WRITE_BUFFER = 64 << 10
 MAX_WRITE_BUFFER = 64 << 20
+MAX_WRITE_BEHIND = 256 << 20
 
 # Options handed to libfuse / the kernel as they are.
 _PASSED = frozenset(
@@ -56,6 +58,8 @@ class MountOptions:
     ``writeback``: the kernel's writeback cache (pyfuse3 ``enable_writeback_cache``);
     ``write_buffer``: bytes buffered per open file before a write goes to storage;
     ``readahead``: bytes fetched at once when an open file is read sequentially (0: off);
+    ``write_behind``: bytes per open file sent to storage in the background (0: every store
+    is waited for; client/fuse/files.py);
     ``groups_timeout``: seconds a process's supplementary groups are kept (client/fuse/attrs.py);
     ``max_tasks``: concurrent requests pyfuse3 serves; ``fuse_options``: passed to libfuse."""
 
@@ -66,6 +70,7 @@ class MountOptions:
     writeback: bool = False
     write_buffer: int = DEFAULT_WRITE_BUFFER
     readahead: int = DEFAULT_READAHEAD
+    write_behind: int = DEFAULT_WRITE_BEHIND
     max_tasks: int = 64
     debug: bool = False
     fuse_options: set[str] = field(default_factory=set)
@@ -124,6 +129,12 @@ def parse_mount_options(text: str | list[str]) -> MountOptions:
             if size and not MIN_WRITE_BUFFER <= size <= MAX_WRITE_BUFFER:
                 raise ThreeFSError(Code.CONFIG_INVALID, f"readahead must be 0 or in [64k, 64m], not {value}")
             options.readahead = size
+        elif name == "write_behind" and has_value:
+            size = _size(name, value)
+            if size and not MIN_WRITE_BUFFER <= size <= MAX_WRITE_BEHIND:
+                message = f"write_behind must be 0 or in [64k, 256m], not {value}"
+                raise ThreeFSError(Code.CONFIG_INVALID, message)
+            options.write_behind = size
         elif name == "max_tasks" and has_value and value.isdigit() and int(value) >= 1:
             options.max_tasks = int(value)
         elif name == "debug" and not has_value:
