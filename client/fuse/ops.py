@@ -261,6 +261,11 @@ class ThreeFSOperations(pyfuse3.Operations):
     @fuse_handler
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
         handle, _ = await self._open(_at(inode), flags, self.caller_of(ctx))
+        if self.options.attr_timeout > 0:
+            # Close-to-open with cached attributes: the kernel's size may predate another
+            # client's close, and reads stop at it. Drop them (attributes only: no data is
+            # written back, so this cannot wait on this daemon); the next use asks getattr.
+            pyfuse3.invalidate_inode(inode, attr_only=True)
         return pyfuse3.FileInfo(fh=handle.fh, keep_cache=False)
 
     @fuse_handler

@@ -145,3 +145,24 @@ def test_mount_point_must_be_a_free_directory(mounted, tmp_path) -> None:
     assert "already a mount point" in done.stderr
     done = _threefs("umount", str(tmp_path))
     assert done.returncode != 0 and "not mounted" in done.stderr
+
+
+def test_close_to_open_with_long_attribute_timeouts(mount_factory) -> None:
+    """With attributes cached for a minute, an open still sees what another client wrote and
+    closed: the open drops the kernel's cached attributes (size) of the file."""
+    reader = mount_factory(options=("attr_timeout=60", "entry_timeout=60"))
+    writer = reader.second_mount(options=())
+    path = os.path.join(reader.path, "grows")
+    with open(path, "wb") as f:
+        f.write(b"old")
+    assert os.stat(path).st_size == 3  # cached by the reader's kernel for 60 s
+    data = os.urandom(200_000)
+    with open(os.path.join(writer.path, "grows"), "ab") as f:
+        f.write(data)
+    with open(path, "rb") as f:  # close-to-open: the new length and bytes
+        assert f.read() == b"old" + data
+    assert os.stat(path).st_size == 3 + len(data)
+    with open(os.path.join(writer.path, "grows"), "r+b") as f:
+        f.truncate(10)
+    with open(path, "rb") as f:
+        assert f.read() == (b"old" + data)[:10]
