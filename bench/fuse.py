@@ -11,7 +11,8 @@ Targets, each a directory:
   storage ``fsync`` off (like the page-cache writes of the other two);
 - ``passthrough``: ``examples/passthroughfs.py`` from pyfuse3's source distribution (downloaded
   once into ``build/pyfuse3-sdist`` with ``pip download``), default options, over a local
-  directory: what a Python FUSE file system costs with no storage behind it;
+  directory: what a Python FUSE file system costs with no storage behind it (its readdir made
+  linear, which nothing here measures; ``bench/peers/passthrough.py``);
 - ``local``: a directory on the local disk (ext4 here; reads come from the page cache, since
   caches cannot be dropped reliably on this machine).
 
@@ -39,19 +40,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-try:
-    import threefs  # noqa: F401
-except ImportError:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.peers, threefs
 
-import trio
+from bench.peers.passthrough import passthrough_mount
+from bench.peers.threefs_cluster import threefs_mount as threefs_cluster_mount
 
-from threefs.testing.cluster import LocalCluster
-
-ROOT = Path(__file__).resolve().parent.parent
-PYFUSE3_VERSION = "3.5.0"
-SDIST_DIR = ROOT / "build" / "pyfuse3-sdist"
-MOUNT_TIMEOUT_S = 60.0
 TARGETS = ("threefs", "passthrough", "local")
 # JSON key -> table label, unit, stem of the ratio keys (``<stem>_ratio_to_passthrough``)
 METRICS = {
@@ -65,80 +58,14 @@ METRICS = {
 
 
 # ----------------------------------------------------------------------------- mounts
-
-
-def _wait_mounted(path: Path, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + MOUNT_TIMEOUT_S
-    while not os.path.ismount(path):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            tail = log.read_bytes()[-3000:].decode(errors="replace") if log.exists() else ""
-            raise RuntimeError(f"{path} did not mount:\n{tail}")
-        time.sleep(0.05)
-
-
-@contextmanager
-def fuse_mount(command: list[str], mountpoint: Path, log: Path) -> Iterator[Path]:
-    """Run a FUSE daemon in the foreground; yield once ``mountpoint`` is mounted; always unmount."""
-    mountpoint.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as log_file:
-        process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, cwd=ROOT
-        )
-    try:
-        _wait_mounted(mountpoint, process, log)
-        yield mountpoint
-    finally:
-        subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], check=False, capture_output=True)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def passthrough_example() -> Path:
-    """pyfuse3's ``examples/passthroughfs.py`` from its sdist (downloaded once, kept in build/)."""
-    example = SDIST_DIR / f"pyfuse3-{PYFUSE3_VERSION}" / "examples" / "passthroughfs.py"
-    if not example.exists():
-        SDIST_DIR.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-binary", ":all:", "--no-deps",
-             f"pyfuse3=={PYFUSE3_VERSION}", "-d", str(SDIST_DIR)],
-            check=True,
-        )  # fmt: skip
-        shutil.unpack_archive(SDIST_DIR / f"pyfuse3-{PYFUSE3_VERSION}.tar.gz", SDIST_DIR)
-    return example
+# (the mounts themselves live in bench/peers/, shared with bench/compare.py)
 
 
 @contextmanager
 def threefs_mount(directory: Path, options: str) -> Iterator[Path]:
     """A 3-node, replication-3 ``LocalCluster`` under ``directory`` and ``threefs mount`` of it."""
-    cluster = LocalCluster(directory / "cluster", storage_nodes=3, targets_per_node=2, replication=3)
-    trio.run(cluster.start)
-    try:
-        config = directory / "cluster.toml"
-        secret = cluster.secret_file
-        config.write_text(
-            f'mgmtd_addresses = ["{cluster.mgmtd_address}"]\ncluster_secret_file = "{secret}"\n'
-        )
-        command = [sys.executable, "-m", "client.cli", "mount", str(directory / "mnt"),
-                   "--cluster-config", str(config), "-f"]  # fmt: skip
-        if options:
-            command += ["-o", options]
-        with fuse_mount(command, directory / "mnt", directory / "mount.log") as mountpoint:
-            yield mountpoint
-    finally:
-        trio.run(cluster.stop)
-
-
-@contextmanager
-def passthrough_mount(directory: Path) -> Iterator[Path]:
-    source = directory / "source"
-    source.mkdir(parents=True)
-    command = [sys.executable, str(passthrough_example()), str(source), str(directory / "mnt")]
-    with fuse_mount(command, directory / "mnt", directory / "mount.log") as mountpoint:
-        yield mountpoint
+    with threefs_cluster_mount(directory, options) as mount:
+        yield mount.mountpoint
 
 
 @contextmanager
@@ -151,11 +78,14 @@ def local_dir(directory: Path) -> Iterator[Path]:
 # ----------------------------------------------------------------------------- measurements
 
 
-def fio(directory: Path, name: str, *options: str) -> dict:
-    """One fio job in ``directory``; its ``jobs[0]`` JSON record."""
-    command = ["fio", f"--name={name}", f"--directory={directory}", "--filename=bench.dat",
-               "--ioengine=psync", "--numjobs=1", "--fallocate=none", "--output-format=json",
-               *options]  # fmt: skip
+def fio(directory: Path, name: str, *options: str, jobs: int = 1) -> dict:
+    """One fio job in ``directory`` on ``bench.dat``, or ``jobs`` of them, each on its own file
+    ``<name>.<n>.0``, reported together; its ``jobs[0]`` JSON record."""
+    files = ["--filename=bench.dat", "--numjobs=1"]
+    if jobs > 1:
+        files = [f"--numjobs={jobs}", "--group_reporting"]
+    command = ["fio", f"--name={name}", f"--directory={directory}", *files,
+               "--ioengine=psync", "--fallocate=none", "--output-format=json", *options]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"fio {name} failed: {result.stderr[-2000:]}{result.stdout[-2000:]}")
