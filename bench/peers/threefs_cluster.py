@@ -1,7 +1,7 @@
 """threefs itself, as the benchmarks run it: a ``LocalCluster`` (mgmtd, a meta server and 3 storage
-nodes with 2 targets each, replication 3, 1 MiB chunks, storage ``fsync`` off) under a directory,
-FUSE-mounted with ``threefs mount -f`` (default options unless given). Every service listens on
-127.0.0.1.
+nodes with 2 targets each, replication 3, 1 MiB chunks, storage ``fsync`` off, removed files
+collected after 60 s as ``threefs up`` does) under a directory, FUSE-mounted with ``threefs mount
+-f`` (default options unless given). Every service listens on 127.0.0.1.
 
 As a script, from the repository root as root::
 
@@ -24,6 +24,8 @@ import trio
 from bench.peers.common import fuse_mount, run_cli
 from threefs.testing.cluster import LocalCluster
 
+GC_DELAY_S = 60.0  # threefs up's default (threefs/local/layout.py); LocalCluster's is 0 for tests
+
 
 @dataclass(frozen=True)
 class ThreefsMount:
@@ -35,7 +37,9 @@ class ThreefsMount:
 def threefs_mount(directory: Path, options: str = "") -> Iterator[ThreefsMount]:
     """A 3-node, replication-3 ``LocalCluster`` under ``directory`` and ``threefs mount`` of it on
     ``directory/mnt`` (``options``: ``-o`` of the mount); stopped and unmounted on exit."""
-    cluster = LocalCluster(directory / "cluster", storage_nodes=3, targets_per_node=2, replication=3)
+    cluster = LocalCluster(
+        directory / "cluster", storage_nodes=3, targets_per_node=2, replication=3, gc_delay_s=GC_DELAY_S
+    )
     trio.run(cluster.start)
     try:
         config = directory / "cluster.toml"

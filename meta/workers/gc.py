@@ -2,9 +2,10 @@
 
 Every ``gc_interval_s`` (or at once when a removal queued something: ``wake``) it takes up to
 ``gc_batch`` due jobs (``meta.ops.gc.take_due_jobs``, which postpones them by a lease so
-another meta server does not take them too), removes each file's chunks from every chain of its layout
-(``StorageClient.remove``, idempotent), and finishes the job (``finish_job``). A job whose
-chunks could not be removed stays queued and is taken again when its lease ends.
+another meta server does not take them too), removes each file's chunks from every chain of its
+layout (``StorageClient.remove``, idempotent), and finishes the jobs whose chunks are gone
+(``finish_job``) in one transaction for the pass. A job whose chunks could not be removed stays
+queued and is taken again when its lease ends.
 """
 
 from __future__ import annotations
@@ -49,35 +50,44 @@ class GcWorker:
             lambda ctx: take_due_jobs(ctx, ctx.now_ns, app.config.gc_batch),
             caller=SERVER_CALLER,
         )
-        finished = 0
+        collected: list[DueJob] = []
         limiter = trio.CapacityLimiter(_CONCURRENT_JOBS)
 
         async def handle(job: DueJob) -> None:
-            nonlocal finished
             async with limiter:
                 if await self._collect(job):
-                    finished += 1
+                    collected.append(job)
 
         async with trio.open_nursery() as nursery:
             for job in jobs:
                 nursery.start_soon(handle, job)
-        return finished
+        if not collected:
+            return 0
+        try:  # one transaction finishes the whole pass (the chunks of each are gone)
+            await run_op(
+                app.env, lambda ctx: [finish_job(ctx, due.key) for due in collected], caller=SERVER_CALLER
+            )
+        except ThreeFSError as exc:
+            log.warning("finishing %d GC jobs failed (retried later): %s", len(collected), exc)
+            app.metrics.gc_jobs.labels("failed").inc(len(collected))
+            return 0
+        for due in collected:
+            app.metrics.gc_jobs.labels("done").inc()
+            log.debug("GC removed inode %d (%s)", due.job.inode.id, due.job.reason)
+        return len(collected)
 
     async def _collect(self, due: DueJob) -> bool:
+        """Remove the chunks of ``due``'s inode; False (logged) when storage refused."""
         app = self.app
-        job = due.job
-        inode = job.inode
+        inode = due.job.inode
         try:
             if inode.type == InodeType.FILE and inode.layout is not None:
                 removed = await app.storage.remove(inode.id, inode.layout)
                 app.metrics.gc_chunks_removed.inc(removed)
-            await run_op(app.env, lambda ctx: finish_job(ctx, due.key), caller=SERVER_CALLER)
         except ThreeFSError as exc:
             log.warning("GC of inode %d failed (retried later): %s", inode.id, exc)
             app.metrics.gc_jobs.labels("failed").inc()
             return False
-        app.metrics.gc_jobs.labels("done").inc()
-        log.debug("GC removed inode %d (%s)", inode.id, job.reason)
         return True
 
     async def run_forever(self) -> None:
