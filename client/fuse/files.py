@@ -101,7 +101,7 @@ class OpenFile:
             else:
                 await self._flush_locked(behind=True)
                 if len(data) >= self.buffer_limit:
-                    await self._store_behind(offset, data)
+                    await self._send(offset, data, behind=True)
                 else:
                     self.buffer_offset = offset
                     self.buffer += data
@@ -112,7 +112,8 @@ class OpenFile:
 
     @property
     def unsent(self) -> bool:
-        """Bytes are buffered or in flight (or a background store failed)."""
+        """Bytes are buffered or on their way to storage (or a background store failed). A
+        read must not go to storage while this holds: ``flush`` first."""
         return bool(self.buffer or self._in_flight or self.store_error)
 
     async def flush(self) -> None:
@@ -125,19 +126,10 @@ class OpenFile:
                 self._raise_store_error()
 
     async def _flush_locked(self, *, behind: bool = False) -> None:
-        if not self.buffer:
-            return
-        data, offset = bytes(self.buffer), self.buffer_offset
-        self.buffer.clear()
-        try:
-            if behind:
-                await self._store_behind(offset, data)
-            else:
-                await self._store(offset, data)
-        except BaseException:
-            if not self.buffer:  # still unsent: keep it for the next flush
-                self.buffer_offset, self.buffer[:] = offset, data
-            raise
+        """Send the buffer (lock held). Its bytes stay visible as unsent (in the buffer, then
+        in flight) until storage has them; a failed synchronous store leaves them buffered."""
+        if self.buffer:
+            await self._send(self.buffer_offset, self.buffer, behind=behind, from_buffer=True)
 
     def _raise_store_error(self) -> None:
         if self.store_error is not None:
@@ -150,22 +142,38 @@ class OpenFile:
         while self._in_flight:
             await self._wait_store_done()
 
-    async def _store_behind(self, offset: int, data: bytes) -> None:
-        """Store in the background (see the module docstring), or now when write-behind is off."""
-        if not self.write_behind or self.nursery is None:
-            await self._store(offset, data)
-            return
-        end = offset + len(data)
+    async def _send(
+        self, offset: int, data: bytes | bytearray, *, behind: bool, from_buffer: bool = False
+    ) -> None:
+        """Store ``data`` at ``offset`` (lock held): in the background when ``behind`` and
+        write-behind is on, else now. Waits for room and for overlapping stores first (see the
+        module docstring). ``from_buffer``: ``data`` is the buffer, emptied once the bytes are
+        registered in flight (so a reader never finds them in neither place)."""
+        length = len(data)
+        end = offset + length
         while self._in_flight and (
-            self._in_flight_bytes + len(data) > self.write_behind
+            self._in_flight_bytes + length > self.write_behind
             or any(start < end and offset < stop for start, stop in self._in_flight)
         ):
             await self._wait_store_done()
         self._raise_store_error()
+        payload = bytes(data)
         span = (offset, end)
         self._in_flight.append(span)
-        self._in_flight_bytes += len(data)
-        self.nursery.start_soon(self._store_task, span, data)
+        self._in_flight_bytes += length
+        if from_buffer:
+            self.buffer.clear()
+        if behind and self.write_behind and self.nursery is not None:
+            self.nursery.start_soon(self._store_task, span, payload)
+            return
+        try:
+            await self._store(offset, payload)
+        except BaseException:
+            if from_buffer and not self.buffer:  # still unsent: keep it for the next flush
+                self.buffer_offset, self.buffer[:] = offset, payload
+            raise
+        finally:
+            self._end_store(span, length)
 
     async def _store_task(self, span: tuple[int, int], data: bytes) -> None:
         try:
@@ -174,10 +182,13 @@ class OpenFile:
             if self.store_error is None:
                 self.store_error = exc
         finally:
-            self._in_flight.remove(span)
-            self._in_flight_bytes -= len(data)
-            done, self._store_done = self._store_done, trio.Event()
-            done.set()
+            self._end_store(span, len(data))
+
+    def _end_store(self, span: tuple[int, int], length: int) -> None:
+        self._in_flight.remove(span)
+        self._in_flight_bytes -= length
+        done, self._store_done = self._store_done, trio.Event()
+        done.set()
 
     async def _store(self, offset: int, data: bytes) -> None:
         layout = self.inode.layout

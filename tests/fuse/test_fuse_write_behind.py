@@ -168,3 +168,26 @@ async def test_without_write_behind_every_full_buffer_is_waited_for() -> None:
         assert not blocked.is_set() and storage.started == [0]
         storage.release()
     assert storage.content == b"z" * BUFFER
+
+
+@pytest.mark.parametrize("write_behind", [0, 4 * BUFFER])
+async def test_read_never_overtakes_a_flush_in_progress(write_behind: int) -> None:
+    """While the buffer is on its way to storage (sent, not yet stored), a read of the same
+    file (the kernel's read-ahead, for one) waits for it: it must not read the old bytes."""
+    storage = SlowStorage()
+    async with trio.open_nursery() as nursery:
+        file = _file(storage, nursery, write_behind=write_behind)
+        await file.write(0, b"new!")  # buffered
+        nursery.start_soon(file.flush)  # stuck in storage.write
+        await trio.testing.wait_all_tasks_blocked()
+        assert storage.started == [0] and file.unsent
+        got: list[bytes] = []
+
+        async def reader() -> None:
+            got.append(await file.read(0, 4))
+
+        nursery.start_soon(reader)
+        await trio.testing.wait_all_tasks_blocked()
+        assert got == []
+        storage.release()
+    assert got == [b"new!"]
