@@ -53,7 +53,9 @@ class StorageConfig(Section):
     update whose caller gave no deadline. ``metrics_port``: -1 off, 0 any free port.
     ``min_free_bytes`` / ``min_free_ratio``: the free space each target keeps; a target with
     less refuses new chunks (both 0: no reserve); its free space is sampled at most every
-    ``free_space_refresh_s`` seconds.
+    ``free_space_refresh_s`` seconds. ``inline_read_max_bytes``: reads up to this size are
+    served on the event loop when their pages are cached (0: never); with
+    ``inline_reads_wait_for_disk`` also when they are not (see storage/ops/read.py).
     """
 
     cluster_id: str = "threefs"
@@ -72,6 +74,8 @@ class StorageConfig(Section):
     update_timeout_s: float = 30.0
     max_concurrent_updates: int = 64
     max_concurrent_reads: int = 64
+    inline_read_max_bytes: int = 64 << 10
+    inline_reads_wait_for_disk: bool = True
     dedup_seqs_per_channel: int = 16
     dedup_max_channels: int = 65536
     min_free_bytes: int = 1 << 30
@@ -112,6 +116,8 @@ class StorageConfig(Section):
             raise bad_setting("min_free_bytes", ">= 0 (0: no fixed reserve)", self.min_free_bytes)
         if not 0 <= self.min_free_ratio < 1:
             raise bad_setting("min_free_ratio", "in [0, 1) (0: no proportional reserve)", self.min_free_ratio)
+        if not 0 <= self.inline_read_max_bytes <= 1 << 20:
+            raise bad_setting("inline_read_max_bytes", "in [0, 1 MiB]", self.inline_read_max_bytes)
         if self.free_space_refresh_s < 0:
             raise bad_setting("free_space_refresh_s", ">= 0", self.free_space_refresh_s)
 

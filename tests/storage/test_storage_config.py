@@ -55,6 +55,9 @@ def test_loading_resolves_paths_beside_the_file(tmp_path):
             "targets",
         ),
         ('node_id = 1\nmgmtd_addresses = ["h:1"]\nmax_concurrent_reads = 0\n', "max_concurrent_reads"),
+        ('node_id = 1\nmgmtd_addresses = ["h:1"]\ninline_read_max_bytes = -1\n', "inline_read_max_bytes"),
+        ('node_id = 1\nmgmtd_addresses = ["h:1"]\ninline_read_max_bytes = 2000000\n', "inline_read_max"),
+        ('node_id = 1\nmgmtd_addresses = ["h:1"]\ninline_reads_wait_for_disk = 1\n', "inline_reads_wait"),
         ('node_id = 1\nmgmtd_addresses = ["h:1"]\nlog_level = "LOUD"\n', "log_level"),
     ],
 )
