@@ -4,7 +4,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install system venv test lint run bench docs clean
+.PHONY: install system venv test lint run bench compare docs clean
 
 install: system $(STAMP)
 
@@ -36,6 +36,9 @@ bench: install
 	$(VPY) bench/kv.py
 	$(VPY) bench/meta.py
 	$(VPY) bench/fuse.py
+
+compare: install
+	$(VPY) bench/compare.py
 
 docs: install
 	$(VPY) -m threefs.errors_doc --write docs/errors.md
