@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any, TypeVar
 
@@ -87,24 +88,22 @@ class StorageState:
         """
         target.check_usable()
         limiter = self.read_limiter if read else self.update_limiter
-        try:
+        with self._store_errors(target):
             return await trio.to_thread.run_sync(partial(fn, *args), limiter=limiter)
-        except ThreeFSError as exc:
-            if exc.code == Code.STORAGE_IO_ERROR:
-                target.mark_failed(exc.message)
-                self.wake_heartbeat()
-            raise
-        except OSError as exc:
-            target.mark_failed(str(exc))
-            self.wake_heartbeat()
-            raise ThreeFSError(Code.STORAGE_IO_ERROR, f"target {target.target_id}: {exc}") from exc
 
     def store_call_inline(self, target: Target, fn: Callable[..., T], *args: Any) -> T:
-        """``store_call`` on the event loop, for ``fn`` that never waits for a disk (a
-        ``read_cached``); the same errors and the same marking of a failed target."""
+        """``store_call`` on the event loop (a small read: storage/ops/read.py), with the same
+        errors and the same marking of a failed target."""
         target.check_usable()
-        try:
+        with self._store_errors(target):
             return fn(*args)
+
+    @contextmanager
+    def _store_errors(self, target: Target) -> Iterator[None]:
+        """A STORAGE_IO_ERROR or ``OSError`` of a store call marks ``target`` failed (and wakes
+        the heartbeat to tell mgmtd); an ``OSError`` becomes STORAGE_IO_ERROR."""
+        try:
+            yield
         except ThreeFSError as exc:
             if exc.code == Code.STORAGE_IO_ERROR:
                 target.mark_failed(exc.message)
