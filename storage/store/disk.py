@@ -179,22 +179,32 @@ class DiskChunkStore(ChunkStore):
 
     # ---- reads ---------------------------------------------------------------------------------
 
+    def _lookup_for_read(
+        self, chunk_id: ChunkId, offset: int, length: int
+    ) -> tuple[_Entry, int, _Handle | None]:
+        """The chunk's entry, the bytes a read of ``[offset, offset + length)`` gets (``rules``),
+        and its cached descriptor when current, referenced (``_release`` it), else None; when
+        the count is 0 no descriptor is taken. Raises STORAGE_CHUNK_NOT_FOUND."""
+        with self._lock:
+            state = self._live()
+            entry = state.entries.get(chunk_id)
+            if entry is None:
+                raise ThreeFSError(Code.STORAGE_CHUNK_NOT_FOUND, f"no chunk {chunk_id}")
+            wanted = rules.check_read(entry.meta, offset, length)
+            if wanted == 0:
+                return entry, 0, None
+            handle = state.handles.get(chunk_id)
+            if handle is None or handle.file_gen != entry.file_gen:
+                return entry, wanted, None
+            handle.refs += 1
+            state.handles.move_to_end(chunk_id)
+            return entry, wanted, handle
+
     def read(self, chunk_id: ChunkId, offset: int, length: int) -> bytes:
         for _ in range(_READ_ATTEMPTS):
-            with self._lock:
-                state = self._live()
-                entry = state.entries.get(chunk_id)
-                if entry is None:
-                    raise ThreeFSError(Code.STORAGE_CHUNK_NOT_FOUND, f"no chunk {chunk_id}")
-                wanted = rules.check_read(entry.meta, offset, length)
-                if wanted == 0:
-                    return b""
-                handle = state.handles.get(chunk_id)
-                if handle is not None and handle.file_gen == entry.file_gen:
-                    handle.refs += 1
-                    state.handles.move_to_end(chunk_id)
-                else:
-                    handle = None
+            entry, wanted, handle = self._lookup_for_read(chunk_id, offset, length)
+            if wanted == 0:
+                return b""
             if handle is None:
                 try:
                     fd = os.open(self._path(chunk_id, entry.meta.commit_version), os.O_RDONLY | os.O_CLOEXEC)
@@ -219,19 +229,11 @@ class DiskChunkStore(ChunkStore):
         not open already or a page is not in the page cache (the caller then uses ``read``)."""
         if _RWF_NOWAIT is None:
             return None
-        with self._lock:
-            state = self._live()
-            entry = state.entries.get(chunk_id)
-            if entry is None:
-                raise ThreeFSError(Code.STORAGE_CHUNK_NOT_FOUND, f"no chunk {chunk_id}")
-            wanted = rules.check_read(entry.meta, offset, length)
-            if wanted == 0:
-                return b""
-            handle = state.handles.get(chunk_id)
-            if handle is None or handle.file_gen != entry.file_gen:
-                return None
-            handle.refs += 1
-            state.handles.move_to_end(chunk_id)
+        _, wanted, handle = self._lookup_for_read(chunk_id, offset, length)
+        if wanted == 0:
+            return b""
+        if handle is None:
+            return None
         try:
             buffer = bytearray(wanted)
             got = os.preadv(handle.fd, [buffer], offset, _RWF_NOWAIT)
