@@ -11,7 +11,6 @@ around the operation's transaction, never inside it.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 
 import trio
@@ -24,7 +23,7 @@ from meta.components import permissions
 from meta.components.resolve import resolve
 from meta.config import MetaConfig
 from meta.metrics import MetaMetrics
-from meta.ops.context import MetaEnv, OpContext, run_op
+from meta.ops.context import MetaEnv, OpContext, file_time_ns, run_op
 from meta.service import MetaService
 from meta.store.alloc import InodeAllocator
 from meta.store.root import ensure_root
@@ -62,7 +61,7 @@ class MetaApp:
         secret: str | bytes,
         engine: Engine,
         *,
-        clock_ns: Callable[[], int] = time.time_ns,
+        clock_ns: Callable[[], int] = file_time_ns,
     ) -> None:
         self.config = config
         self.engine = engine

@@ -96,6 +96,20 @@ def _replay(
         raise reused from None
 
 
+_CLOCK_REALTIME_COARSE = getattr(time, "CLOCK_REALTIME_COARSE", 5)  # Linux's id; Python has no name
+
+
+def file_time_ns() -> int:
+    """The time meta stamps on inodes: the coarse real-time clock (one kernel tick, 1-4 ms), the
+    clock Linux renders ``UTIME_NOW`` and a FUSE inode's times with. With the precise clock a
+    ``touch`` right after a create would send the kernel's older "now" and move mtime back;
+    local file systems have the same granularity. Other platforms use ``time.time_ns``."""
+    try:
+        return time.clock_gettime_ns(_CLOCK_REALTIME_COARSE)
+    except (AttributeError, OSError):
+        return time.time_ns()
+
+
 @dataclass
 class MetaEnv:
     """What operations need besides the transaction: the engine, the id allocator, the clock
@@ -104,7 +118,7 @@ class MetaEnv:
     engine: Engine
     allocator: InodeAllocator
     gc_delay_ns: int = 0
-    clock_ns: Callable[[], int] = time.time_ns
+    clock_ns: Callable[[], int] = file_time_ns
     max_retries: int = 50
     extra: dict[str, Any] = field(default_factory=dict)
     write_limiter: trio.CapacityLimiter | None = None

@@ -199,3 +199,16 @@ def test_listdir_many_entries_across_pages(mounted) -> None:
             seen.append(entry.name)
     assert len(seen) == len(set(seen))  # nothing returned twice
     assert set(sorted(names)[:1100]) <= set(seen)
+
+
+def test_touch_never_moves_mtime_back(mounted) -> None:
+    """The kernel renders UTIME_NOW with its coarse clock (up to a tick behind the precise
+    one), so meta must stamp times with that clock too, or a ``touch`` right after a create
+    sets an mtime older than the create's (CPython's test_pathlib ``test_touch_common``)."""
+    for i in range(200):
+        path = p(mounted, f"t{i}")
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o644))
+        created = os.stat(path).st_mtime_ns
+        os.utime(path)  # UTIME_NOW
+        touched = os.stat(path).st_mtime_ns
+        assert touched >= created, f"touch {i} moved mtime back by {created - touched} ns"

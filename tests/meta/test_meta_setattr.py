@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
+from meta.ops.context import MetaEnv, file_time_ns
 from meta.ops.setattr import set_attr
 from threefs.errors import Code, ThreeFSError
 from threefs.wire import meta as wire
@@ -140,3 +142,13 @@ def test_setattr_is_idempotent(local_fs):
     setattr_(local_fs, "f", mode=0o644)
     assert setattr_(local_fs, "f", mode=0o600, request=request) == first
     assert local_fs.stat("f").mode == 0o644
+
+
+def test_meta_stamps_times_with_the_clock_the_kernel_renders_now_with():
+    """A FUSE ``touch`` sends the kernel's coarse "now"; meta's own stamps, taken earlier,
+    must never be later than it (tests/fuse ``test_touch_never_moves_mtime_back``)."""
+    assert MetaEnv.__dataclass_fields__["clock_ns"].default is file_time_ns
+    coarse = getattr(time, "CLOCK_REALTIME_COARSE", 5)
+    for _ in range(20_000):
+        stamped = file_time_ns()
+        assert stamped <= time.clock_gettime_ns(coarse)
