@@ -10,6 +10,7 @@ then deleted with its directory.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -28,13 +29,18 @@ __all__ = ["create_target", "remove_target"]
 
 log = logging.getLogger("storage.targets")
 
+_NAME_MAX = 255  # Linux limits for one component and a whole path (with its NUL)
+_PATH_MAX = 4096
+
 
 async def create_target(state: StorageState, request: CreateTargetRequest) -> CreateTargetResponse:
     """Create and serve target ``request.target_id`` under ``request.path`` ("" = the node's
     ``data_dir``). Raises ALREADY_EXISTS when the id is served at another path, INVALID_ARG for
-    a relative path, STORAGE_IO_ERROR when the directory cannot be made."""
+    a path no directory can have (relative, a NUL byte, a component over NAME_MAX or the whole
+    over PATH_MAX), STORAGE_IO_ERROR when the directory cannot be made."""
     if request.path and not Path(request.path).is_absolute():
         raise ThreeFSError(Code.INVALID_ARG, f"target path {request.path!r} must be absolute")
+    _check_path_can_exist(request.path)
     path = Path(request.path) if request.path else Path(state.config.data_dir) / f"target-{request.target_id}"
     if request.target_id in state.targets:
         existing = state.targets.get(request.target_id)
@@ -61,6 +67,21 @@ async def create_target(state: StorageState, request: CreateTargetRequest) -> Cr
     state.observe_routing()
     state.wake_heartbeat()
     return CreateTargetResponse(target_id=request.target_id, path=str(path))
+
+
+def _check_path_can_exist(path: str) -> None:
+    """INVALID_ARG, not a retryable I/O error, for a path no file system accepts."""
+    if "\x00" in path:
+        raise ThreeFSError(Code.INVALID_ARG, f"target path {path!r} contains a NUL byte")
+    encoded = os.fsencode(path)
+    if len(encoded) >= _PATH_MAX:
+        raise ThreeFSError(Code.INVALID_ARG, f"target path is {len(encoded)} bytes, over {_PATH_MAX - 1}")
+    for component in encoded.split(b"/"):
+        if len(component) > _NAME_MAX:
+            raise ThreeFSError(
+                Code.INVALID_ARG,
+                f"target path component {component[:32]!r}... is {len(component)} bytes, over {_NAME_MAX}",
+            )
 
 
 async def remove_target(state: StorageState, request: RemoveTargetRequest) -> RemoveTargetResponse:

@@ -338,9 +338,11 @@ def create_targets(draw: st.DrawFn, world: Layout) -> Case:
             wire.CreateTargetRequest(target_id=target_id, path=path),
             frozenset({Code.ALREADY_EXISTS}),
         )
-    if kind in ("nul", "long name"):  # any clear code here; test_fuzz_storage pins the right one
+    if kind in ("nul", "long name"):
         path = BAD_TARGET_PATHS[kind] + draw(st.text(max_size=8).filter(lambda t: "/" not in t))
-        return Case(kind, node, wire.CreateTargetRequest(target_id=new_id, path=path), None)
+        return Case(
+            kind, node, wire.CreateTargetRequest(target_id=new_id, path=path), frozenset({Code.INVALID_ARG})
+        )
     return Case(kind, node, wire.CreateTargetRequest(target_id=draw(NOT_POSITIVE_U32)), INVALID_BODY)
 
 

@@ -7,9 +7,8 @@ changed). The cases are in ``fuzz_storage_cases``.
   clear code and no bytes.
 - ``test_reads_of_extreme_ids``: valid reads and queries naming inode 2**64 - 1 or chunk index
   2**32 - 1 answer (a hole, nothing found) without an internal error.
-- ``test_create_target_refuses_an_impossible_path_as_invalid``: pins the code for target
-  paths with NUL or an overlong component (strict xfail: storage answers a retryable
-  STORAGE_IO_ERROR today; it turns red once fixed, to drop the marker).
+- ``test_create_target_refuses_an_impossible_path_as_invalid``: target paths with NUL or an
+  overlong component get INVALID_ARG (not the retryable STORAGE_IO_ERROR they once got).
 - ``test_bodies_that_do_not_decode``: for every method, bodies that do not match the struct.
 """
 
@@ -145,11 +144,6 @@ def test_reads_of_extreme_ids(cluster: FuzzCluster, world: Layout, inode: int, i
         assert reply.response is not None and reply.response.chunks == [], reply.describe()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="storage answers STORAGE_IO_ERROR (retryable) for a path no directory can have; "
-    "reported to the storage owners (tests/fuzz report)",
-)
 @pytest.mark.parametrize("kind", sorted(BAD_TARGET_PATHS))
 def test_create_target_refuses_an_impossible_path_as_invalid(cluster: FuzzCluster, world: Layout, kind: str):
     """A target path with NUL or a component over 255 bytes can never work: INVALID_ARG (not
