@@ -21,10 +21,16 @@ Length: meta learns where writes ended from ``sync`` (length hint) on flush, fsy
 ``max(meta's length, end of its own writes)``. A truncate through this mount sets both.
 
 Read-ahead: a read that starts where the previous read of the file ended fetches up to
-``readahead`` bytes (bounded by the length) in one storage call and keeps them; following
-sequential reads are answered from them. The kept bytes are dropped on every write, truncate,
-flush of buffered writes and new open of the file (close-to-open: an open sees other clients'
-changes), so they are never staler than the open. Random reads fetch exactly what is asked.
+``readahead`` bytes (bounded by the length) in one storage call and keeps them (the window);
+following sequential reads are answered from it. Once they have used half the window, the next
+window is fetched in the background (prefetch), so a sequential reader rarely waits for storage;
+a read inside the prefetch waits for it, then it becomes the window. The window and any prefetch
+are dropped on every write, truncate, flush of buffered writes and new open of the file
+(close-to-open: an open sees other clients' changes): a generation number, bumped by each drop,
+makes a prefetch that was in flight at a drop be thrown away, so nothing kept is staler than the
+open. Random reads fetch exactly what is asked. Each window owns its buffer and a buffer is
+reused only once no fetch writes into it: a file read sequentially holds at most three
+(the window, the prefetch, one spare), 12 MiB with the default 4 MiB.
 
 Concurrency: ``OpenFile.lock`` is held across every buffer change and every storage write of
 the buffer, so the buffer and ``written_end`` never change under a write in flight.
@@ -38,6 +44,7 @@ from dataclasses import dataclass, field
 import trio
 
 from client.storage import StorageClient
+from threefs.layout import Layout
 from threefs.wire.meta import Caller, Inode
 
 __all__ = ["DirHandle", "Handle", "OpenFile", "OpenFiles"]
@@ -67,9 +74,12 @@ class OpenFile:
         self.buffer_limit = buffer_limit
         self.readahead = readahead
         self._ahead_offset = 0
-        self._ahead: bytes | memoryview = b""  # bytes kept from the last read-ahead
-        self._ahead_buffer = bytearray()  # what _ahead views (reused: no 4 MiB memset per window)
-        self._filling = False  # a read-ahead is being received into _ahead_buffer
+        self._ahead: memoryview | None = None  # the window: bytes kept from the last read-ahead
+        self._ahead_buffer: bytearray | None = None  # what _ahead views
+        self._spare: list[bytearray] = []  # at most one buffer no window or fetch uses (no memset per window)
+        self._prefetch: _Prefetch | None = None  # the next window, fetched in the background
+        self._generation = 0  # bumped whenever kept bytes are dropped
+        self._filling = False  # a read-ahead is being received (one synchronous fill at a time)
         self._next_read = 0  # where a sequential read would start
         self.lock = trio.Lock()
         self.refs = 0
@@ -89,10 +99,34 @@ class OpenFile:
         self.meta_length = inode.length
 
     def forget_read_ahead(self) -> None:
-        self._ahead = b""
+        """Drop the window and any prefetch (a prefetch in flight is thrown away when it ends)."""
+        self._generation += 1
+        self._prefetch = None
+        if self._ahead_buffer is not None:
+            self._recycle(self._ahead_buffer)
+        self._ahead, self._ahead_buffer = None, None
+
+    def _recycle(self, buffer: bytearray) -> None:
+        if len(buffer) == self.readahead and not self._spare:
+            self._spare.append(buffer)
+
+    def _take_buffer(self) -> bytearray:
+        return self._spare.pop() if self._spare else bytearray(self.readahead)
+
+    def _install(self, buffer: bytearray, offset: int, view: memoryview) -> None:
+        if self._ahead_buffer is not None:
+            self._recycle(self._ahead_buffer)
+        self._ahead_buffer, self._ahead_offset, self._ahead = buffer, offset, view
+
+    def _from_window(self, offset: int, size: int) -> bytes | None:
+        ahead = self._ahead
+        start = offset - self._ahead_offset
+        if ahead is not None and 0 <= start and start + size <= len(ahead):
+            return bytes(ahead[start : start + size])
+        return None
 
     async def write(self, offset: int, data: bytes) -> None:
-        self._ahead = b""
+        self.forget_read_ahead()
         async with self.lock:
             self._raise_store_error()
             end = offset + len(data)
@@ -200,39 +234,105 @@ class OpenFile:
         """Up to ``size`` bytes from ``offset``, bounded by the length (buffered bytes sent first;
         sequential reads served from read-ahead, see the module docstring)."""
         if self.unsent:
-            self._ahead = b""
+            self.forget_read_ahead()
             await self.flush()
         length = self.length
         layout = self.inode.layout
         if offset >= length or size <= 0 or layout is None:
             return b""
         size = min(size, length - offset)
-        start = offset - self._ahead_offset
-        if len(self._ahead) and 0 <= start and start + size <= len(self._ahead):
-            self._next_read = offset + size
-            return bytes(self._ahead[start : start + size])
+        while True:
+            kept = self._from_window(offset, size)
+            if kept is not None:
+                self._next_read = offset + size
+                self._start_prefetch(length)
+                return kept
+            prefetch = self._prefetch
+            if prefetch is None or not prefetch.covers(offset, size):
+                break
+            await prefetch.done.wait()
+            if self._prefetch is prefetch:  # still wanted (not dropped, not taken by another read)
+                self._prefetch = None
+                if prefetch.error is not None:
+                    break
+                self._install(prefetch.buffer, prefetch.offset, prefetch.view)
         sequential = offset == self._next_read
         self._next_read = offset + size
         if not sequential or self.readahead <= size or self._filling:
             return await self.storage.read(self.inode.id, layout, offset, size)
         window = min(self.readahead, length - offset)
-        if len(self._ahead_buffer) != self.readahead:
-            self._ahead_buffer = bytearray(self.readahead)
-        self._ahead = b""
-        view = memoryview(self._ahead_buffer)[:window]
-        self._filling = True  # one window at a time: a concurrent read must not land in it
+        generation = self._generation
+        buffer = self._take_buffer()
+        view = memoryview(buffer)[:window]
+        self._filling = True
         try:
             await self.storage.read_into(self.inode.id, layout, offset, view)
+        except BaseException:
+            self._recycle(buffer)
+            raise
         finally:
             self._filling = False
-        self._ahead_offset, self._ahead = offset, view
-        return bytes(view[:size])
+        data = bytes(view[:size])
+        if generation == self._generation:  # nothing dropped the kept bytes meanwhile
+            self._install(buffer, offset, view)
+            self._start_prefetch(length)
+        else:
+            self._recycle(buffer)
+        return data
+
+    def _start_prefetch(self, length: int) -> None:
+        """Fetch the window after this one in the background once reads have used half of it."""
+        ahead = self._ahead
+        if self.nursery is None or ahead is None or self.readahead <= 0:
+            return
+        start = self._ahead_offset + len(ahead)
+        stale = self._prefetch
+        if stale is not None:
+            if stale.offset == start:
+                return  # already on its way
+            self._prefetch = None  # of another window (the reader jumped): not wanted any more
+            if stale.done.is_set():
+                self._recycle(stale.buffer)
+        if start >= length or self._next_read - self._ahead_offset < len(ahead) // 2:
+            return
+        layout = self.inode.layout
+        if layout is None:
+            return
+        buffer = self._take_buffer()
+        window = min(self.readahead, length - start)
+        prefetch = _Prefetch(start, buffer, memoryview(buffer)[:window])
+        self._prefetch = prefetch
+        self.nursery.start_soon(self._prefetch_task, prefetch, layout)
+
+    async def _prefetch_task(self, prefetch: _Prefetch, layout: Layout) -> None:
+        try:
+            await self.storage.read_into(self.inode.id, layout, prefetch.offset, prefetch.view)
+        except Exception as exc:  # the read that wanted these bytes reads them itself
+            prefetch.error = exc
+        finally:
+            prefetch.done.set()
+            if self._prefetch is not prefetch:  # dropped while in flight: nobody will take it
+                self._recycle(prefetch.buffer)
 
     def truncated(self, inode: Inode) -> None:
         """A truncate (or O_TRUNC) through this mount set the length to ``inode.length``."""
-        self._ahead = b""
+        self.forget_read_ahead()
         self.seen(inode)
         self.written_end = min(self.written_end, inode.length)
+
+
+@dataclass(eq=False)
+class _Prefetch:
+    """The window after the current one, being fetched (``done`` set when it ended)."""
+
+    offset: int
+    buffer: bytearray
+    view: memoryview
+    done: trio.Event = field(default_factory=trio.Event)
+    error: Exception | None = None
+
+    def covers(self, offset: int, size: int) -> bool:
+        return self.offset <= offset and offset + size <= self.offset + len(self.view)
 
 
 @dataclass
