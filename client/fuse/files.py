@@ -101,10 +101,17 @@ class OpenFile:
     def forget_read_ahead(self) -> None:
         """Drop the window and any prefetch (a prefetch in flight is thrown away when it ends)."""
         self._generation += 1
-        self._prefetch = None
+        self._drop_prefetch()
         if self._ahead_buffer is not None:
             self._recycle(self._ahead_buffer)
         self._ahead, self._ahead_buffer = None, None
+
+    def _drop_prefetch(self) -> None:
+        """Nobody will take the prefetch: its buffer is spare now if it has ended, else when it
+        ends (``_prefetch_task``)."""
+        prefetch, self._prefetch = self._prefetch, None
+        if prefetch is not None and prefetch.done.is_set():
+            self._recycle(prefetch.buffer)
 
     def _recycle(self, buffer: bytearray) -> None:
         if len(buffer) == self.readahead and not self._spare:
@@ -286,13 +293,10 @@ class OpenFile:
         if self.nursery is None or ahead is None or self.readahead <= 0:
             return
         start = self._ahead_offset + len(ahead)
-        stale = self._prefetch
-        if stale is not None:
-            if stale.offset == start:
+        if self._prefetch is not None:
+            if self._prefetch.offset == start:
                 return  # already on its way
-            self._prefetch = None  # of another window (the reader jumped): not wanted any more
-            if stale.done.is_set():
-                self._recycle(stale.buffer)
+            self._drop_prefetch()  # of another window (the reader jumped): not wanted any more
         if start >= length or self._next_read - self._ahead_offset < len(ahead) // 2:
             return
         layout = self.inode.layout
