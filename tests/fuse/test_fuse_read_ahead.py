@@ -9,11 +9,12 @@ import random
 import pytest
 import trio
 import trio.testing
+from open_file_stubs import file_inode
 
 from client.fuse.files import OpenFile
 from threefs.errors import Code, ThreeFSError
 from threefs.layout import Layout
-from threefs.wire.meta import Inode, InodeType
+from threefs.wire.meta import Inode
 
 WINDOW = 64 << 10
 BUFFER = 16 << 10
@@ -21,19 +22,7 @@ READ = 8 << 10
 
 
 def _inode(length: int) -> Inode:
-    return Inode(
-        id=9,
-        type=InodeType.FILE,
-        mode=0o644,
-        uid=0,
-        gid=0,
-        nlink=1,
-        atime_ns=0,
-        mtime_ns=0,
-        ctime_ns=0,
-        length=length,
-        layout=Layout(table_id=1, table_version=1, chunk_size=1 << 20),
-    )
+    return file_inode(9, length)
 
 
 class GatedStorage:

@@ -8,25 +8,14 @@ import errno
 import pytest
 import trio
 import trio.testing
+from open_file_stubs import file_inode
 
 from client.fuse.files import OpenFile
 from threefs.errors import Code, ThreeFSError
 from threefs.layout import Layout
-from threefs.wire.meta import Inode, InodeType
 
 BUFFER = 64 << 10
-INODE = Inode(
-    id=7,
-    type=InodeType.FILE,
-    mode=0o644,
-    uid=0,
-    gid=0,
-    nlink=1,
-    atime_ns=0,
-    mtime_ns=0,
-    ctime_ns=0,
-    layout=Layout(table_id=1, table_version=1, chunk_size=1 << 20),
-)
+INODE = file_inode(7)
 
 
 class SlowStorage:
