@@ -8,10 +8,15 @@ others still commit. The batch runs in one worker thread call. Serializability h
 the operations of a batch run one after another inside a serial transaction, exactly as if
 each had its own.
 
-Leader protocol (no background task): the first submitter becomes the leader and runs batches
-until the queue is empty; later submitters wait for their result. The leader's loop is shielded
-from cancellation, so a cancelled leader still finishes the batch others wait on (like an
-operation already in its worker thread, which also runs to its end).
+Leader protocol (no background task): the first submitter becomes the leader and runs one
+batch: everything queued when it starts, its own operation first. Once that batch is committed
+it hands the lead to the oldest queued submitter (which runs the next batch at once) and then
+waits, in a worker thread, for the engine to flush its commit to disk (``Engine.sync``; sqlite
+with FULL flushes the WAL file itself, ``threefs.kv.sqlite``) before any operation of its batch
+is answered. So the disk flushes one batch while the next one runs, and an operation is
+answered only once it is durable. Later submitters wait for their result or for the lead. The
+leader's work is shielded from cancellation, so a cancelled leader still finishes the batch
+others wait on (like an operation already in its worker thread, which also runs to its end).
 
 Where a batch runs: in one worker thread call, or (``inline_ops``, for engines with
 ``local_reads``: sqlite, mem) with its operations on the event loop and only the waits in worker
@@ -20,6 +25,9 @@ thread or process), and a commit that waits for the disk (``commit_waits_for_dis
 fsync). An operation is tens of local b-tree lookups, and running it in a thread
 made the thread and the event loop hand the GIL back and forth for every query; the commit's
 fsync releases the GIL, so the loop keeps reading requests (the next batch) meanwhile.
+
+A failed flush fails every operation of its batch with the engine's IO_ERROR (the engine then
+refuses all writes: what readers saw may be gone).
 
 If a batch's commit fails, nothing of it happened: each of its operations then runs again on
 its own through ``fallback`` (the ordinary retried path), so a retryable commit error costs a
@@ -42,12 +50,13 @@ Attempt = Callable[[Transaction], Any]
 
 
 class _Pending:
-    __slots__ = ("attempt", "done", "fallback", "result")
+    __slots__ = ("attempt", "fallback", "leads", "result", "wake")
 
     def __init__(self, attempt: Attempt, fallback: Callable[[], Awaitable[Any]]) -> None:
         self.attempt = attempt
         self.fallback = fallback
-        self.done = trio.Event()
+        self.wake = trio.Event()  # set when the result is in, or when this submitter must lead
+        self.leads = False
         self.result: outcome.Outcome | None = None
 
 
@@ -76,46 +85,62 @@ class GroupCommitter:
 
     async def submit(self, attempt: Attempt, fallback: Callable[[], Awaitable[Any]]) -> Any:
         """Run ``attempt(txn)`` in a shared transaction and return its result (or raise its
-        error). ``fallback()`` runs the operation on its own if the shared commit fails."""
+        error) once it is durable. ``fallback()`` runs the operation on its own if the shared
+        commit fails."""
         pending = _Pending(attempt, fallback)
         self._queue.append(pending)
         if self._leading:
             try:
-                await pending.done.wait()
+                await pending.wake.wait()
             except trio.Cancelled:
+                if pending.leads:  # the lead came with the cancellation: others wait on it
+                    await self._lead()
+                    raise
                 if pending in self._queue:  # not taken yet: it never runs
                     self._queue.remove(pending)
                     raise
                 with trio.CancelScope(shield=True):  # taken: its transaction is in flight
-                    await pending.done.wait()
+                    await pending.wake.wait()
                 raise
+            if pending.leads:
+                await self._lead()
         else:
             self._leading = True
-            try:
-                with trio.CancelScope(shield=True):
-                    # let the requests already received (tasks ready to run) join this batch
-                    await trio.lowlevel.checkpoint()
-                    while self._queue:
-                        batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
-                        await self._run(batch)
-            finally:
-                self._leading = False
+            await self._lead()
         assert pending.result is not None
         return pending.result.unwrap()
 
-    async def _run(self, batch: list[_Pending]) -> None:
-        try:
-            if self._inline_ops:
-                results = await self._run_inline(batch)
-            else:
-                results = await trio.to_thread.run_sync(self._run_in_thread, batch, limiter=self._limiter)
-        except BaseException:
-            results = None
+    async def _lead(self) -> None:
+        """Run the next batch, pass the lead on, then answer the batch once it is durable."""
+        with trio.CancelScope(shield=True):
+            try:
+                # let the requests already received (tasks ready to run) join this batch
+                await trio.lowlevel.checkpoint()
+                batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
+                try:
+                    results, ticket = await self._run(batch)
+                except BaseException:
+                    results, ticket = None, None
+            finally:
+                if self._queue:
+                    self._queue[0].leads = True
+                    self._queue[0].wake.set()
+                else:
+                    self._leading = False
+            await self._finish(batch, results, ticket)
+
+    async def _finish(
+        self, batch: list[_Pending], results: list[outcome.Outcome] | None, ticket: int | None
+    ) -> None:
         if results is None:  # the shared commit failed: nothing happened, run each alone
             for pending in batch:
                 pending.result = await outcome.acapture(pending.fallback)
-                pending.done.set()
+                pending.wake.set()
             return
+        if ticket is not None:
+            flushed = await outcome.acapture(trio.to_thread.run_sync, self._engine.sync, ticket)
+            if isinstance(flushed, outcome.Error):
+                results = [flushed] * len(batch)
         self.batches += 1
         self.operations += len(batch)
         for pending, result in zip(batch, results, strict=True):
@@ -123,25 +148,34 @@ class GroupCommitter:
                 # e.g. a conflict: the ordinary path retries it with backoff
                 result = await outcome.acapture(pending.fallback)
             pending.result = result
-            pending.done.set()
+            pending.wake.set()
 
-    async def _run_inline(self, batch: list[_Pending]) -> list[outcome.Outcome]:
-        # No limiter for these two hops: the transaction holds the engine's write lock from
-        # begin to commit, and a limiter slot taken meanwhile by a thread waiting for that lock
-        # would keep the commit from ever starting.
+    async def _run(self, batch: list[_Pending]) -> tuple[list[outcome.Outcome], int | None]:
+        if self._inline_ops:
+            return await self._run_inline(batch)
+        results = await trio.to_thread.run_sync(self._run_in_thread, batch, limiter=self._limiter)
+        return results, None
+
+    async def _run_inline(self, batch: list[_Pending]) -> tuple[list[outcome.Outcome], int | None]:
+        # No limiter for the wait for the lock: the transaction holds the engine's write lock
+        # from begin to commit, and a limiter slot taken meanwhile by a thread waiting for that
+        # lock would keep the commit from ever starting.
         txn = self._engine.transaction()
         try:
             if not txn.try_begin():
                 await trio.to_thread.run_sync(txn.begin)
             results = self._run_ops(txn, batch)
-            if self._engine.commit_waits_for_disk:
-                await trio.to_thread.run_sync(txn.commit)
-            else:
+            ticket = None
+            if not self._engine.commit_waits_for_disk:
                 txn.commit()
+            elif self._engine.defers_flush:  # the flush is left for ``_finish``
+                ticket = txn.commit_unsynced()
+            else:
+                await trio.to_thread.run_sync(txn.commit)
         except BaseException:
             txn.rollback()
             raise
-        return results
+        return results, ticket
 
     def _run_in_thread(self, batch: list[_Pending]) -> list[outcome.Outcome]:
         txn = self._engine.transaction()

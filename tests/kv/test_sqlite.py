@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
 import threading
 import time
@@ -133,3 +135,75 @@ def test_commit_waits_for_disk_follows_synchronous(path) -> None:
     assert SqliteEngine(path).commit_waits_for_disk is True
     assert SqliteEngine(path, synchronous="NORMAL").commit_waits_for_disk is False
     assert open_engine("mem://").commit_waits_for_disk is False
+
+
+def _wal_fsyncs(monkeypatch) -> list[str]:
+    """Record the file of every os.fsync from now on."""
+    synced: list[str] = []
+    fsync = os.fsync
+
+    def recording(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    return synced
+
+
+def test_full_commits_fsync_the_wal_file_before_returning(path, monkeypatch) -> None:
+    """FULL is done by the engine: connections run SQLite's NORMAL and every read-write commit
+    fsyncs the WAL file (the directory too, once); a read-only commit or NORMAL syncs nothing."""
+    with SqliteEngine(path) as engine:
+        run_transaction(engine, lambda t: t.set(b"warm", b"1"))  # creates the WAL
+        synced = _wal_fsyncs(monkeypatch)
+        run_transaction(engine, lambda t: t.set(b"a", b"1"))
+        run_transaction(engine, lambda t: t.set(b"b", b"2"))
+        run_transaction(engine, lambda t: t.get(b"a"), read_only=True)
+        assert [p for p in synced if p.endswith("-wal")] == [f"{path}-wal"] * 2
+        conn = engine._checkout()
+        try:
+            assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        finally:
+            engine._checkin(conn)
+    monkeypatch.undo()
+    with SqliteEngine(path, synchronous="NORMAL") as engine:
+        synced = _wal_fsyncs(monkeypatch)
+        run_transaction(engine, lambda t: t.set(b"c", b"3"))
+        assert synced == []
+
+
+def test_one_flush_covers_every_commit_before_it(path, monkeypatch) -> None:
+    with SqliteEngine(path) as engine:
+        assert engine.defers_flush
+        tickets = []
+        for key in (b"a", b"b", b"c"):
+            txn = engine.transaction()
+            txn.set(key, b"1")
+            tickets.append(txn.commit_unsynced())
+        read = engine.transaction(read_only=True)
+        assert read.get(b"c") == b"1"  # visible before the flush
+        read.rollback()
+        synced = _wal_fsyncs(monkeypatch)
+        engine.sync(tickets[-1])
+        engine.sync(tickets[0])  # covered already
+        assert [p for p in synced if p.endswith("-wal")] == [f"{path}-wal"]
+        txn = engine.transaction()
+        txn.get(b"a")  # read-write, but writes nothing: nothing to flush
+        assert txn.commit_unsynced() is None
+
+
+def test_a_failed_flush_is_sticky(path, monkeypatch) -> None:
+    with SqliteEngine(path) as engine:
+        run_transaction(engine, lambda t: t.set(b"a", b"1"))
+
+        def broken(fd: int) -> None:
+            raise OSError(errno.EIO, "Input/output error")
+
+        monkeypatch.setattr(os, "fsync", broken)
+        with pytest.raises(ThreeFSError) as first:
+            run_transaction(engine, lambda t: t.set(b"b", b"2"))
+        monkeypatch.undo()
+        with pytest.raises(ThreeFSError) as later:
+            run_transaction(engine, lambda t: t.set(b"c", b"3"))
+        assert first.value.code == later.value.code == Code.IO_ERROR
+        assert run_transaction(engine, lambda t: t.get(b"a"), read_only=True) == b"1"  # reads go on

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import threading
+
 import pytest
 import trio
 
@@ -139,6 +143,7 @@ async def test_a_failed_inline_commit_runs_every_op_alone(engine, monkeypatch):
             raise ThreeFSError(Code.KV_COMMIT_UNKNOWN, "lost")
 
         txn.commit = lost
+        txn.commit_unsynced = lost
         return txn
 
     monkeypatch.setattr(engine, "transaction", failing_commits)
@@ -149,3 +154,61 @@ async def test_a_failed_inline_commit_runs_every_op_alone(engine, monkeypatch):
     assert await committer.submit(lambda txn: txn.set(b"y", b"2"), fallback) == "alone"
     monkeypatch.undo()
     assert read_all(engine) == {}
+
+
+async def test_ops_are_answered_only_once_flushed_while_the_next_batch_runs(engine, monkeypatch):
+    """sqlite with FULL: a batch commits, hands the lead on and waits for its flush; the next
+    batch commits meanwhile (its writes are visible), and nobody is answered before the flush
+    that covers their commit has ended."""
+    assert engine.defers_flush
+    committer = GroupCommitter(engine, inline_ops=True)
+    release = threading.Event()
+    flushing = [trio.Event(), trio.Event()]  # batch n's flush has begun
+    sync = engine.sync
+
+    def slow_sync(ticket):
+        if ticket is None:  # a read, or a write transaction that wrote nothing
+            return
+        trio.from_thread.run_sync(next(e for e in flushing if not e.is_set()).set)
+        release.wait(10)
+        sync(ticket)
+
+    monkeypatch.setattr(engine, "sync", slow_sync)
+    answered: list[int] = []
+
+    async def fallback_never():
+        raise AssertionError("no fallback expected")
+
+    async def submit(i: int) -> None:
+        answered.append(await committer.submit(lambda txn: txn.set(b"k%d" % i, b"v") or i, fallback_never))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(submit, 0)
+        with trio.fail_after(5):
+            await flushing[0].wait()  # batch 0 committed, its flush is under way
+        nursery.start_soon(submit, 1)
+        with trio.fail_after(5):
+            await flushing[1].wait()  # batch 1 ran and committed during batch 0's flush
+        assert read_all(engine) == {b"k0": b"v", b"k1": b"v"}
+        assert answered == []
+        release.set()
+    assert sorted(answered) == [0, 1]
+
+
+async def test_a_failed_flush_fails_its_batch_and_every_later_write(engine, monkeypatch):
+    committer = GroupCommitter(engine, inline_ops=True)
+
+    def broken_fsync(fd):
+        raise OSError(errno.EIO, "Input/output error")
+
+    async def fallback_never():
+        raise AssertionError("no fallback expected")
+
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    with pytest.raises(ThreeFSError) as failed:
+        await committer.submit(lambda txn: txn.set(b"a", b"1"), fallback_never)
+    assert failed.value.code == Code.IO_ERROR and "refuses writes" in failed.value.message
+    monkeypatch.undo()
+    with pytest.raises(ThreeFSError) as refused:
+        run_transaction(engine, lambda txn: txn.set(b"b", b"2"))
+    assert refused.value.code == Code.IO_ERROR

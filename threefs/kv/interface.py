@@ -214,6 +214,25 @@ class Transaction(ABC):
             raise
         self._closed = True
 
+    def commit_unsynced(self) -> int | None:
+        """``commit``, except that it may return before the writes are durable: they are
+        visible at once, and durable once the engine's ``sync(ticket)`` returns for the ticket
+        returned here (None: durable already, as after ``commit``). Group commit uses it so
+        the next batch runs while the disk flushes this one. Same errors as ``commit``."""
+        self._check_open()
+        try:
+            ticket = self._do_commit_unsynced()
+        except BaseException:
+            self._rollback_quietly()
+            raise
+        self._closed = True
+        return ticket
+
+    def _do_commit_unsynced(self) -> int | None:
+        """Engines whose commits can leave their flush for later override this."""
+        self._do_commit()
+        return None
+
     def begin(self) -> None:
         """Start the transaction now rather than at its first operation: an engine that takes
         locks when a transaction starts (sqlite's write lock) takes them here, waiting as its
@@ -328,6 +347,8 @@ class Engine(ABC):
     of in a worker thread, whose GIL hand-off per query costs more than the query.
     ``commit_waits_for_disk``: a commit flushes to stable storage (an fsync) before it returns,
     so an event loop should commit in a worker thread.
+    ``defers_flush``: ``Transaction.commit_unsynced`` returns before the fsync, which
+    ``sync`` then does (sqlite with FULL); elsewhere it is ``commit``.
     ``supports_savepoints``: transactions implement ``savepoint`` / ``release_savepoint`` /
     ``rollback_to_savepoint`` (sqlite), so several independent operations can share one
     transaction, each undone alone when it fails (group commit).
@@ -337,6 +358,7 @@ class Engine(ABC):
     local_reads: bool = False
     supports_savepoints: bool = False
     commit_waits_for_disk: bool = True
+    defers_flush: bool = False
     max_key_bytes: int = MAX_KEY_BYTES
 
     @abstractmethod
@@ -346,6 +368,14 @@ class Engine(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections and files; idempotent. Open transactions must be ended first."""
+
+    def sync(self, ticket: int | None) -> None:
+        """Return once the commit that gave ``ticket`` (``Transaction.commit_unsynced``) is
+        durable; one flush covers every commit before it. Blocks (call it from a worker thread).
+        Raises IO_ERROR when the flush fails; such an engine refuses every later write, because
+        commits it already showed to readers may be lost. Engines without ``defers_flush``
+        hand out no tickets, so there is nothing to wait for."""
+        return None
 
     def __enter__(self) -> Engine:
         return self

@@ -20,6 +20,7 @@ savepoint is open (writes from before it are sent first, so it still undoes only
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -62,6 +63,7 @@ class SqliteTransaction(Transaction):
         self._dirty: dict[bytes, bytes | None] = {}  # buffered writes (None: delete)
         self._mark: tuple[dict[bytes, bytes | None], dict[bytes, bytes | None]] | None = None
         self._sql_savepoint = False  # a SQL SAVEPOINT matches the open mark
+        self._wrote = False  # a write reached SQLite (the commit has frames to flush)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is not None:
@@ -76,6 +78,8 @@ class SqliteTransaction(Transaction):
         either lock is held elsewhere (SQLite's is asked with a busy timeout of 0)."""
         engine = self._engine
         if not self.read_only:
+            if engine._sync_error is not None:
+                raise engine._sync_error
             if not engine._writer_lock.acquire(timeout=engine.busy_timeout_s if wait else 0):
                 if not wait:
                     return None
@@ -155,6 +159,7 @@ class SqliteTransaction(Transaction):
     def _do_clear_range(self, begin: bytes, end: bytes) -> None:
         self._flush()
         self._execute("clear_range", "DELETE FROM kv WHERE key >= ? AND key < ?", (begin, end))
+        self._wrote = True
         self._values = {k: v for k, v in self._values.items() if not begin <= k < end}
 
     def _do_add_read_conflict_range(self, begin: bytes, end: bytes) -> None:
@@ -178,6 +183,7 @@ class SqliteTransaction(Transaction):
         if not dirty:
             return
         conn = self._connection()
+        self._wrote = True
         upserts = [(k, v) for k, v in dirty.items() if v is not None]
         deletes = [(k,) for k, v in dirty.items() if v is None]
         try:
@@ -217,15 +223,25 @@ class SqliteTransaction(Transaction):
         return self._mark
 
     def _do_commit(self) -> None:
+        self._engine.sync(self._commit_unsynced())
+
+    def _do_commit_unsynced(self) -> int | None:
+        return self._commit_unsynced()
+
+    def _commit_unsynced(self) -> int | None:
+        """COMMIT; the ticket of a read-write commit whose WAL frames the engine must still
+        flush (``SqliteEngine.sync``), else None."""
         if self._conn is None:
-            return  # never begun: nothing read, nothing written
+            return None  # never begun: nothing read, nothing written
         self._mark = None  # an open savepoint is kept, as by COMMIT itself
         self._flush()
         try:
             self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise _map_error(exc, "commit") from exc
+        ticket = self._engine._count_commit() if self._wrote else None
         self._finish()
+        return ticket
 
     def _do_rollback(self) -> None:
         if self._conn is not None:
@@ -252,6 +268,14 @@ class SqliteEngine(Engine):
 
     ``busy_timeout_s`` bounds every wait for the write lock (threads and processes);
     ``synchronous`` is SQLite's ``PRAGMA synchronous`` (FULL: a commit survives power loss).
+
+    FULL is done by the engine rather than by SQLite: connections run with NORMAL (a commit
+    writes its WAL frames, SQLite syncs only at checkpoints and WAL resets) and the engine
+    fsyncs the WAL file itself before ``commit`` returns. The durability is FULL's, and the
+    flush can be separated from the commit (``commit_unsynced`` + ``sync``): the write lock is
+    released before the fsync, so the next transaction runs while the disk flushes this one,
+    and one fsync covers every commit before it. Readers may see a commit before its fsync
+    ends (as on a local file system); its writer is answered only after.
     """
 
     serializes_writers = True
@@ -271,7 +295,13 @@ class SqliteEngine(Engine):
         # OFF never syncs; NORMAL in WAL mode syncs only at checkpoints (a commit may be lost to
         # a power cut, never to a process crash)
         self.commit_waits_for_disk = self._synchronous in ("FULL", "EXTRA")
+        self._flushes_wal = self.defers_flush = self._synchronous == "FULL"  # FULL by our own fsync
         self._writer_lock = threading.Lock()
+        self._commits = 0  # read-write commits so far (counted under the writer lock)
+        self._synced = 0  # commits known to be on disk
+        self._sync_lock = threading.Lock()  # one fsync at a time; later callers share it
+        self._sync_error: ThreeFSError | None = None  # sticky: a failed flush ends all writes
+        self._wal_fd: int | None = None
         self._pool: IdlePool[sqlite3.Connection] = IdlePool(self._connect, lambda c: not c.in_transaction)
         conn = self._connect()
         try:
@@ -289,7 +319,7 @@ class SqliteEngine(Engine):
             conn = sqlite3.connect(
                 self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
             )
-            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute(f"PRAGMA synchronous={'NORMAL' if self._flushes_wal else self._synchronous}")
         except sqlite3.Error as exc:
             raise _map_error(exc, f"open {self.path}") from exc
         return conn
@@ -307,3 +337,58 @@ class SqliteEngine(Engine):
 
     def close(self) -> None:
         self._pool.close()
+        with self._sync_lock:
+            if self._wal_fd is not None:
+                os.close(self._wal_fd)
+                self._wal_fd = None
+
+    def _count_commit(self) -> int | None:
+        """The ticket of a commit just made under the writer lock (None: nothing to flush)."""
+        if not self._flushes_wal:
+            return None
+        self._commits += 1
+        return self._commits
+
+    def sync(self, ticket: int | None) -> None:
+        if ticket is None or self._synced >= ticket:
+            return
+        with self._sync_lock:
+            if self._synced >= ticket:
+                return  # a flush that began after this commit has ended meanwhile
+            if self._sync_error is not None:
+                raise self._sync_error
+            covered = self._commits  # every commit counted so far has written its frames
+            try:
+                self._flush_wal()
+            except OSError as exc:
+                self._sync_error = ThreeFSError(
+                    Code.IO_ERROR,
+                    f"sqlite: flushing {self.path}-wal to disk failed ({exc}); commits already "
+                    "visible may be lost, so this engine refuses writes until it is reopened",
+                )
+                raise self._sync_error from exc
+            self._synced = covered
+
+    def _flush_wal(self) -> None:
+        """fsync the WAL file (and, the first time, its directory, which holds its name). A
+        WAL that is gone was checkpointed into the database file and synced there first."""
+        wal = f"{self.path}-wal"
+        for _ in range(2):  # a second round if SQLite replaced the file meanwhile
+            if self._wal_fd is None:
+                try:
+                    self._wal_fd = os.open(wal, os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    return
+                directory = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    os.fsync(directory)
+                finally:
+                    os.close(directory)
+            os.fsync(self._wal_fd)
+            try:
+                if os.stat(wal).st_ino == os.fstat(self._wal_fd).st_ino:
+                    return
+            except FileNotFoundError:
+                return
+            os.close(self._wal_fd)
+            self._wal_fd = None
