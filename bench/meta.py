@@ -15,8 +15,11 @@ Limits, each measured with the same number of concurrent clients: ``kv`` is raw 
 transactions/s of the same engine (``bench/kv.py``'s one get + one set per transaction, each
 client its own key, a fresh sqlite file or a separate postgres table), the ceiling of any
 operation that is one transaction; ``echo`` is the RPC Echo round-trip rate against a server in
-another process (``bench/rpc.py``), the ceiling of any operation that is one RPC. Prints a
-table, then one JSON line (the last line), also written to ``--out``.
+another process (``bench/rpc.py``), the ceiling of any operation that is one RPC; ``raw`` is
+the round-trip rate of bare trio sockets (one connection per client, one Echo-sized message in
+flight on each, no framing, no work) and the CPU its server process used: the floor under any
+RPC in Python on this machine. Prints a table, then one JSON line (the last line), also
+written to ``--out``.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from client.meta import MetaClient
 from threefs.kv import open_engine
 from threefs.rpc import RpcClient
 from threefs.testing.cluster import LocalCluster
-from threefs.wire.debug import EchoRequest
+from threefs.wire.debug import EchoRequest, EchoResponse
 from threefs.wire.meta import Caller, InodeType
 
 ROOT = Caller(uid=0, gid=0, admin=True)
@@ -68,6 +71,29 @@ def kv_limit(url: str, clients: int, seconds: float) -> float:
         return _load("kv").bench_engine(engine, clients, seconds, False)[0]
     finally:
         engine.close()
+
+
+def raw_limit(clients: int, seconds: float) -> tuple[float, float]:
+    """Raw trio socket round trips/s with ``clients`` connections, one Echo-sized message in
+    flight on each, server in another process; and the CPU cores that server used. The floor
+    under any one-RPC operation in Python on this machine: no framing, no work."""
+    rpc = _load("rpc")
+    request_size, reply_size = rpc._frame_sizes(EchoRequest(text="x", number=1), EchoResponse("x", 1, 0))
+    proc, port = rpc._start_server("raw")
+    try:
+        before = _cpu_seconds(proc.pid)
+        done = trio.run(rpc._raw_round_trips, port, seconds, clients, bytes(request_size), 0, reply_size)
+        cores = (_cpu_seconds(proc.pid) - before) / seconds
+    finally:
+        proc.terminate()
+        proc.wait()
+    return done / seconds, cores
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def echo_limit(clients: int, seconds: float) -> float:
@@ -200,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                 kind, Path(tmp) / kind, client_counts, args.seconds, args.sqlite_synchronous
             )
     echo = {clients: echo_limit(clients, args.seconds) for clients in client_counts}
+    raw = {clients: raw_limit(clients, args.seconds) for clients in client_counts}
 
     record: dict[str, object] = {
         "bench": "meta",
@@ -225,6 +252,13 @@ def main(argv: list[str] | None = None) -> int:
                 )
     for clients, rate in echo.items():
         record[f"echo_{clients}_clients_per_s"] = round(rate, 1)
+    for clients, (rate, cores) in raw.items():
+        record[f"raw_socket_{clients}_clients_per_s"] = round(rate, 1)
+        record[f"raw_socket_{clients}_clients_server_cores"] = round(cores, 2)
+        print(
+            f"raw trio socket round trips, {clients} connection(s): {rate:,.0f}/s, "
+            f"server process at {cores:.2f} cores ({cores / rate * 1e6:.0f} us of CPU each)"
+        )
     print("(list: calls/s, pages of up to 100 entries with attributes; limits with as many clients)")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -154,6 +154,38 @@ async def _raw_clients(
     return acked
 
 
+async def _raw_round_trips(
+    port: int, duration: float, connections: int, message: bytes, ack_size: int, reply_size: int
+) -> int:
+    """Round trips done in ``duration`` by ``connections`` connections with one message in flight
+    on each (as independent callers do, each on its own connection), nothing else on the path."""
+    done = 0
+    answer = ack_size + reply_size
+
+    async def one() -> None:
+        nonlocal done
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        sock = stream.socket
+        view = memoryview(bytearray(answer))
+        async with stream:
+            await stream.send_all(_PREAMBLE.pack(len(message), ack_size, reply_size))
+            while True:
+                await stream.send_all(message)
+                got = 0
+                while got < answer:
+                    n = await sock.recv_into(view[got:])
+                    if not n:
+                        return
+                    got += n
+                done += 1
+
+    with trio.move_on_after(duration):
+        async with trio.open_nursery() as nursery:
+            for _ in range(connections):
+                nursery.start_soon(one)
+    return done
+
+
 # ----------------------------------------------------------------------------- driver
 
 
