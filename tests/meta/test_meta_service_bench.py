@@ -33,3 +33,5 @@ def test_meta_benchmark_reports_its_figures(tmp_path):
             assert rate > 0, op
             kv = record[f"sqlite_{clients}_clients_kv_txn_per_s"]
             assert record[f"sqlite_{clients}_clients_{op}_ratio_to_kv"] == pytest.approx(rate / kv, abs=0.002)
+        assert record[f"raw_socket_{clients}_clients_per_s"] > 0
+        assert 0 < record[f"raw_socket_{clients}_clients_server_cores"] <= 1.5
