@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
+import time
 
 import pytest
 import trio
@@ -157,11 +158,11 @@ async def test_a_failed_inline_commit_runs_every_op_alone(engine, monkeypatch):
 
 
 async def test_ops_are_answered_only_once_flushed_while_the_next_batch_runs(engine, monkeypatch):
-    """sqlite with FULL: a batch commits, hands the lead on and waits for its flush; the next
-    batch commits meanwhile (its writes are visible), and nobody is answered before the flush
-    that covers their commit has ended."""
+    """sqlite with FULL, slow flushes: a batch commits, hands the lead on and waits in a worker
+    thread for its flush; the next batch commits meanwhile (its writes are visible), and nobody
+    is answered before the flush that covers their commit has ended."""
     assert engine.defers_flush
-    committer = GroupCommitter(engine, inline_ops=True)
+    committer = GroupCommitter(engine, inline_ops=True, inline_flush_max_s=0)  # flush in threads
     release = threading.Event()
     flushing = [trio.Event(), trio.Event()]  # batch n's flush has begun
     sync = engine.sync
@@ -212,3 +213,39 @@ async def test_a_failed_flush_fails_its_batch_and_every_later_write(engine, monk
     with pytest.raises(ThreeFSError) as refused:
         run_transaction(engine, lambda txn: txn.set(b"b", b"2"))
     assert refused.value.code == Code.IO_ERROR
+
+
+async def test_short_flushes_run_on_the_loop_and_slow_ones_in_a_thread(engine, monkeypatch):
+    """Flushes run on the event loop while recent ones were short; after slow ones (a moving
+    average over the limit) they go to a worker thread, and come back once they are short."""
+    committer = GroupCommitter(engine, inline_ops=True, inline_flush_max_s=0.005)
+    sync = engine.sync
+    where: list[str] = []
+    delay = 0.0
+
+    def recording_sync(ticket):
+        if ticket is not None:
+            where.append("loop" if threading.current_thread() is threading.main_thread() else "thread")
+            time.sleep(delay)
+        sync(ticket)
+
+    monkeypatch.setattr(engine, "sync", recording_sync)
+
+    async def fallback_never():
+        raise AssertionError("no fallback expected")
+
+    async def one(i: int) -> None:
+        await committer.submit(lambda txn: txn.set(b"k%d" % i, b"v"), fallback_never)
+
+    for i in range(3):
+        await one(i)
+    delay = 0.05  # the disk turns slow: 50 ms flushes
+    for i in range(3, 6):
+        await one(i)
+    delay = 0.0
+    for i in range(6, 30):
+        await one(i)
+    assert where[:4] == ["loop"] * 4  # the first slow flush still ran on the loop
+    assert where[4] == "thread"
+    assert where[-1] == "loop"
+    assert len(read_all(engine)) == 30
