@@ -56,6 +56,9 @@ class StorageConfig(Section):
     ``free_space_refresh_s`` seconds. ``inline_read_max_bytes``: reads up to this size are
     served on the event loop when their pages are cached (0: never); with
     ``inline_reads_wait_for_disk`` also when they are not (see storage/ops/read.py).
+    ``inline_store_max_s``: store calls on one chunk (an update's steps, a larger read) run on
+    the event loop while that kind of call on that target recently took less than this (a
+    moving average), in a worker thread otherwise (0: always in a thread).
     """
 
     cluster_id: str = "threefs"
@@ -76,6 +79,7 @@ class StorageConfig(Section):
     max_concurrent_reads: int = 64
     inline_read_max_bytes: int = 64 << 10
     inline_reads_wait_for_disk: bool = True
+    inline_store_max_s: float = 0.001
     dedup_seqs_per_channel: int = 16
     dedup_max_channels: int = 65536
     min_free_bytes: int = 1 << 30
@@ -118,6 +122,8 @@ class StorageConfig(Section):
             raise bad_setting("min_free_ratio", "in [0, 1) (0: no proportional reserve)", self.min_free_ratio)
         if not 0 <= self.inline_read_max_bytes <= 1 << 20:
             raise bad_setting("inline_read_max_bytes", "in [0, 1 MiB]", self.inline_read_max_bytes)
+        if not 0 <= self.inline_store_max_s <= 1:
+            raise bad_setting("inline_store_max_s", "in [0, 1] seconds (0: never)", self.inline_store_max_s)
         if self.free_space_refresh_s < 0:
             raise bad_setting("free_space_refresh_s", ">= 0", self.free_space_refresh_s)
 

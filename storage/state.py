@@ -37,6 +37,7 @@ log = logging.getLogger("storage.state")
 
 T = TypeVar("T")
 NowMs = Callable[[], int]
+_CALL_WEIGHT = 0.2  # of the latest call time in the moving average of store call times
 _REQUEST_REFRESH_S = 2.0  # a request waits at most this long for routing it asked for
 
 
@@ -75,21 +76,59 @@ class StorageState:
         self.address = ""  # "host:port" told to mgmtd, once listening
         self.client_id = os.urandom(16)  # tags of the requests this node makes itself (resync)
         self._tag_seq = 0
+        self._call_seconds: dict[tuple[int, bool], float] = {}  # (target, read): moving average
         self._heartbeat_wakeup = trio.Event()
         self._resync_wakeup = trio.Event()
 
     # ------------------------------------------------------------------ store calls
 
-    async def store_call(self, target: Target, fn: Callable[..., T], *args: Any, read: bool = False) -> T:
+    async def store_call(
+        self, target: Target, fn: Callable[..., T], *args: Any, read: bool = False, chunk: bool = False
+    ) -> T:
         """Run ``fn(*args)`` (store I/O) in a worker thread, bounded by the update or read limiter.
+        ``chunk``: a call on one chunk, which runs on the event loop instead while such calls
+        (reads or updates) on ``target`` took less than ``inline_store_max_s`` on average
+        lately: the GIL hand-offs of a thread hop cost the loop more than a page-cache write
+        of a chunk (measured: replication-3 writes of 1 MiB chunks 132 -> 171 MiB/s).
 
         Raises STORAGE_TARGET_OFFLINE for a failed target; a STORAGE_IO_ERROR or ``OSError``
         marks the target failed (it then reports OFFLINE) and raises STORAGE_IO_ERROR.
         """
         target.check_usable()
-        limiter = self.read_limiter if read else self.update_limiter
-        with self._store_errors(target):
-            return await trio.to_thread.run_sync(partial(fn, *args), limiter=limiter)
+        if not chunk:
+            limiter = self.read_limiter if read else self.update_limiter
+            with self._store_errors(target):
+                return await trio.to_thread.run_sync(partial(fn, *args), limiter=limiter)
+        key = (target.target_id, read)
+        if self._call_seconds.get(key, 0.0) < self.config.inline_store_max_s:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            started = time.perf_counter()
+            try:
+                with self._store_errors(target):
+                    return fn(*args)
+            finally:
+                self._note_call(key, time.perf_counter() - started)
+        took = 0.0
+
+        def timed() -> T:
+            nonlocal took
+            started = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                took = time.perf_counter() - started
+
+        try:
+            with self._store_errors(target):
+                return await trio.to_thread.run_sync(
+                    timed, limiter=self.read_limiter if read else self.update_limiter
+                )
+        finally:
+            self._note_call(key, took)
+
+    def _note_call(self, key: tuple[int, bool], seconds: float) -> None:
+        average = self._call_seconds.get(key, 0.0)
+        self._call_seconds[key] = average + (seconds - average) * _CALL_WEIGHT
 
     def store_call_inline(self, target: Target, fn: Callable[..., T], *args: Any) -> T:
         """``store_call`` on the event loop (a small read: storage/ops/read.py), with the same
@@ -206,6 +245,7 @@ class StorageState:
         """Sleep ``timeout_s`` or until ``wake_heartbeat``."""
         with trio.move_on_after(timeout_s):
             await self._heartbeat_wakeup.wait()
+        self._call_seconds: dict[tuple[int, bool], float] = {}  # (target, read): moving average
         self._heartbeat_wakeup = trio.Event()
 
     def wake_resync(self) -> None:

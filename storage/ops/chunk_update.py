@@ -150,7 +150,7 @@ async def full_content(state: StorageState, target: Target, update: ChunkUpdate)
             committed = target.store.read(chunk_id, 0, meta.chunk_size)
         return _content_after(meta, committed, update)
 
-    return await state.store_call(target, build)
+    return await state.store_call(target, build, chunk=True)
 
 
 async def prepare_locally(
@@ -170,6 +170,7 @@ async def prepare_locally(
             truncate_to=update.truncate_to,
             replace=update.update_type == UpdateType.REPLACE,
         ),
+        chunk=True,
     )
     state.metrics.write_ops.labels(str(target.target_id)).inc()
     state.metrics.write_bytes.labels(str(target.target_id)).inc(len(update.data))

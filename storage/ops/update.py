@@ -84,7 +84,7 @@ async def _at_head(
     target = state.targets.get(position.target_id)
     update = ChunkUpdate.from_request(request, payload, update_version=0)
     async with state.locks.hold(target.target_id, update.chunk_id):
-        meta = await state.store_call(target, target.store.get_meta, update.chunk_id)
+        meta = await state.store_call(target, target.store.get_meta, update.chunk_id, chunk=True)
         if meta is None and request.update_type in _WITH_DATA:
             await state.check_room_for_new_chunk(target)
         version, as_replace = plan_head(meta, request.update_type)
@@ -119,7 +119,7 @@ async def _at_hop(
     target = state.targets.get(position.target_id)
     update = ChunkUpdate.from_request(request, payload, update_version=request.update_version)
     async with state.locks.hold(target.target_id, update.chunk_id):
-        meta = await state.store_call(target, target.store.get_meta, update.chunk_id)
+        meta = await state.store_call(target, target.store.get_meta, update.chunk_id, chunk=True)
         action = plan_hop(
             meta,
             request.update_type,
@@ -141,7 +141,7 @@ async def _at_hop(
             await state.check_room_for_new_chunk(target)
         if action == HopAction.FORCE:
             log.info("chunk %s on target %d diverged: replaced whole", request.chunk, target.target_id)
-            await state.store_call(target, target.store.remove, update.chunk_id)
+            await state.store_call(target, target.store.remove, update.chunk_id, chunk=True)
         return await _apply(state, target, update, request.chain_version, deadline, head=False)
 
 
@@ -213,7 +213,9 @@ async def _apply(
     except ForwardFailed as failed:
         if not failed.delivered and not removing:
             with trio.CancelScope(shield=True):
-                await state.store_call(target, target.store.abort, update.chunk_id, update.update_version)
+                await state.store_call(
+                    target, target.store.abort, update.chunk_id, update.update_version, chunk=True
+                )
         elif not removing:
             log.warning(
                 "update %d of %s on target %d left pending: %s",
@@ -225,7 +227,9 @@ async def _apply(
         raise failed.error from None
     with trio.CancelScope(shield=True):
         if removing:
-            await state.store_call(target, target.store.remove, update.chunk_id)
+            await state.store_call(target, target.store.remove, update.chunk_id, chunk=True)
             return UpdateChunkResponse(commit_version=update.update_version, length=0, crc32c=0)
-        meta = await state.store_call(target, target.store.commit, update.chunk_id, update.update_version)
+        meta = await state.store_call(
+            target, target.store.commit, update.chunk_id, update.update_version, chunk=True
+        )
     return _committed_answer(meta)
