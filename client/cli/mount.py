@@ -29,6 +29,7 @@ from typing import Any
 from client.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UserError
 from client.connect import resolve_cluster
 from threefs.errors import Code, ThreeFSError
+from threefs.mounts import is_mount_point
 
 __all__ = ["fstab_main", "register"]
 
@@ -166,7 +167,7 @@ def _tail(path: str, limit: int = 2000) -> str:
 
 def run_umount_command(args: argparse.Namespace) -> int:
     mountpoint = os.path.abspath(args.mountpoint)
-    if not os.path.ismount(mountpoint):
+    if not is_mount_point(mountpoint):
         raise ThreeFSError(Code.INVALID_ARG, f"{mountpoint} is not mounted")
     if shutil.which("fusermount3"):
         command = ["fusermount3", "-u"] + (["-z"] if args.lazy else []) + [mountpoint]

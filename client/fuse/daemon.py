@@ -26,6 +26,7 @@ from client.mgmtd import MgmtdClient
 from client.routing import RoutingCache
 from client.storage import StorageClient
 from threefs.errors import Code, ThreeFSError
+from threefs.mounts import is_mount_point
 from threefs.rpc import RpcClient, UserToken
 
 __all__ = ["ROUTING_REFRESH_S", "run_mount"]
@@ -36,10 +37,10 @@ ROUTING_REFRESH_S = 5.0
 
 
 def _check_mountpoint(mountpoint: str) -> None:
+    if is_mount_point(mountpoint):  # first: a stat of a mounted path may wait on its daemon
+        raise ThreeFSError(Code.CLIENT_MOUNT_FAILED, f"{mountpoint} is already a mount point")
     if not os.path.isdir(mountpoint):
         raise ThreeFSError(Code.CLIENT_MOUNT_FAILED, f"mount point {mountpoint} is not a directory")
-    if os.path.ismount(mountpoint):
-        raise ThreeFSError(Code.CLIENT_MOUNT_FAILED, f"{mountpoint} is already a mount point")
 
 
 def fuse_init_options(options: MountOptions) -> set[str]:

@@ -28,6 +28,7 @@ from threefs.errors import ThreeFSError
 from threefs.local import bootstrap, configs
 from threefs.local.layout import HOST, ClusterDir, ClusterState, check_shape, project_root, validate_kv
 from threefs.local.processes import ManagedProcess, free_port, port_in_use, stop_processes
+from threefs.mounts import is_mount_point
 from threefs.rpc import RpcClient, RpcClientConfig
 
 __all__ = ["LaunchError", "UpOptions", "check_options", "down", "running_pids", "up"]
@@ -167,10 +168,14 @@ def _check_mount_prerequisites(cluster: ClusterDir, mountpoint: Path) -> None:
         )
     if importlib.util.find_spec("client.cli.mount") is None:
         raise LaunchError("--mount needs the threefs mount command (client.cli.mount), not installed")
+    if is_mount_point(mountpoint):
+        # never stat a mounted path here: with meta down (the process this call may be about
+        # to restart) the mount's answer waits for meta
+        if cluster.mount_process(mountpoint).running_pid() is None:
+            raise LaunchError(f"{mountpoint} is already a mount point (of something else)", usage=True)
+        return
     if mountpoint.exists() and not mountpoint.is_dir():
         raise LaunchError(f"mount point {mountpoint} is not a directory", usage=True)
-    if os.path.ismount(mountpoint) and cluster.mount_process(mountpoint).running_pid() is None:
-        raise LaunchError(f"{mountpoint} is already a mount point (of something else)", usage=True)
 
 
 # ----------------------------------------------------------------------------- up
@@ -263,14 +268,14 @@ async def _bring_up(cluster: ClusterDir, state: ClusterState, starter: _Starter)
 
 def _mount(cluster: ClusterDir, mountpoint: Path, starter: _Starter) -> None:
     process = cluster.mount_process(mountpoint)
-    if process.running_pid() is not None and os.path.ismount(mountpoint):
+    if process.running_pid() is not None and is_mount_point(mountpoint):
         starter.progress(f"{mountpoint}: mounted (pid {process.running_pid()})")
         return
     mountpoint.mkdir(parents=True, exist_ok=True)
     starter.ensure(process)
     cluster.mount_path_file.write_text(f"{mountpoint}\n")
     deadline = time.monotonic() + MOUNT_TIMEOUT_S
-    while not os.path.ismount(mountpoint):
+    while not is_mount_point(mountpoint):
         starter.check_alive()
         if time.monotonic() > deadline:
             raise LaunchError(
@@ -341,7 +346,7 @@ def _unmount(cluster: ClusterDir, progress: Progress) -> list[str]:
     if mountpoint is None:
         return []
     process = cluster.mount_process(mountpoint)
-    if os.path.ismount(mountpoint):
+    if is_mount_point(mountpoint):
         tool = shutil.which("fusermount3")
         commands = [[tool, "-u", str(mountpoint)], [tool, "-u", "-z", str(mountpoint)]] if tool else []
         for command in commands or [["umount", str(mountpoint)]]:
