@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from threefs.mounts import is_mount_point, mount_points
+from threefs.mounts import is_mount_point, mount_points, mount_type
 
 MOUNTINFO = (
     "22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"
@@ -14,7 +14,13 @@ MOUNTINFO = (
 
 
 def test_escaped_paths_are_read_back():
-    assert mount_points(MOUNTINFO) == {"/", "/tmp/my mount", "/srv/back\\slash"}
+    assert mount_points(MOUNTINFO) == {
+        "/": "ext4",
+        "/tmp/my mount": "fuse.threefs",
+        "/srv/back\\slash": "tmpfs",
+    }
+    assert mount_type("/tmp/my mount", MOUNTINFO) == "fuse.threefs"
+    assert mount_type("/tmp", MOUNTINFO) is None
     assert is_mount_point("/tmp/my mount", MOUNTINFO)
     assert is_mount_point("/tmp/my mount/", MOUNTINFO)  # normalized
     assert is_mount_point("/tmp/./my mount", MOUNTINFO)

@@ -1,6 +1,7 @@
 """`threefs up --mount` and `threefs down` while meta is down: neither may ask the mount
 anything (its answers wait for meta), so `up` restarts meta at once and the mount serves again,
-and `down` unmounts at once."""
+and `down` unmounts at once. And `up --mount` after the mount's own process died replaces the
+dead mount ("Transport endpoint is not connected") with a working one."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import time
 import pytest
 
 from threefs.local import ClusterDir
+from threefs.local.processes import is_alive
 from threefs.mounts import is_mount_point
 from threefs.testing.mount import fuse_unavailable
 
@@ -35,7 +37,11 @@ def meta_pid(data_dir) -> int:
     return int(pid_file.read_text())
 
 
-def test_up_restarts_meta_under_a_mount_and_down_unmounts_with_meta_down(tmp_path):
+def mount_pid(data_dir) -> int:
+    return int((ClusterDir(data_dir).run_dir / "mount.pid").read_text())
+
+
+def test_up_restarts_meta_or_the_mount_and_down_unmounts_with_meta_down(tmp_path):
     data_dir, mnt = tmp_path / "cluster", tmp_path / "mnt"
     try:
         result = threefs("up", "--data-dir", str(data_dir), "--mount", str(mnt), *SHAPE)
@@ -48,6 +54,18 @@ def test_up_restarts_meta_under_a_mount_and_down_unmounts_with_meta_down(tmp_pat
         assert result.returncode == 0, result.stderr
         assert "meta-1001: started" in result.stderr and "Traceback" not in result.stderr
         assert time.monotonic() - started < 25  # the mount's meta retries last 30 s
+        assert (mnt / "kept").read_bytes() == b"written before meta died"
+
+        daemon = mount_pid(data_dir)
+        os.kill(daemon, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while is_alive(daemon) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with pytest.raises(OSError):
+            (mnt / "kept").read_bytes()  # the kernel's mount is left without its daemon
+        result = threefs("up", "--data-dir", str(data_dir), "--mount", str(mnt), timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert "unmounted the dead mount" in result.stderr
         assert (mnt / "kept").read_bytes() == b"written before meta died"
 
         os.kill(meta_pid(data_dir), signal.SIGKILL)

@@ -28,7 +28,7 @@ from threefs.errors import ThreeFSError
 from threefs.local import bootstrap, configs
 from threefs.local.layout import HOST, ClusterDir, ClusterState, check_shape, project_root, validate_kv
 from threefs.local.processes import ManagedProcess, free_port, port_in_use, stop_processes
-from threefs.mounts import is_mount_point
+from threefs.mounts import is_mount_point, mount_type
 from threefs.rpc import RpcClient, RpcClientConfig
 
 __all__ = ["LaunchError", "UpOptions", "check_options", "down", "running_pids", "up"]
@@ -159,7 +159,7 @@ def _prepare(cluster: ClusterDir, options: UpOptions, progress: Progress) -> Clu
     return state
 
 
-def _check_mount_prerequisites(cluster: ClusterDir, mountpoint: Path) -> None:
+def _check_mount_prerequisites(cluster: ClusterDir, mountpoint: Path, progress: Progress) -> None:
     if not Path("/dev/fuse").exists() or shutil.which("fusermount3") is None:
         raise LaunchError(
             "--mount needs FUSE 3: /dev/fuse and the fusermount3 program (Debian/Ubuntu: "
@@ -168,12 +168,20 @@ def _check_mount_prerequisites(cluster: ClusterDir, mountpoint: Path) -> None:
         )
     if importlib.util.find_spec("client.cli.mount") is None:
         raise LaunchError("--mount needs the threefs mount command (client.cli.mount), not installed")
-    if is_mount_point(mountpoint):
+    kind = mount_type(mountpoint)
+    if kind is not None:
         # never stat a mounted path here: with meta down (the process this call may be about
         # to restart) the mount's answer waits for meta
-        if cluster.mount_process(mountpoint).running_pid() is None:
+        if cluster.mount_process(mountpoint).running_pid() is not None:
+            return
+        if kind != "fuse.threefs" or cluster.recorded_mountpoint() != mountpoint:
             raise LaunchError(f"{mountpoint} is already a mount point (of something else)", usage=True)
-        return
+        # this cluster's mount whose daemon is gone ("Transport endpoint is not connected")
+        if not _unmount_path(mountpoint):
+            raise LaunchError(
+                f"{mountpoint}: this cluster's mount lost its daemon and could not be unmounted"
+            )
+        progress(f"{mountpoint}: its mount process was gone: unmounted the dead mount")
     if mountpoint.exists() and not mountpoint.is_dir():
         raise LaunchError(f"mount point {mountpoint} is not a directory", usage=True)
 
@@ -299,7 +307,7 @@ def up(data_dir: str | Path, options: UpOptions | None = None, progress: Progres
         state = _prepare(cluster, options, progress)
         mountpoint = options.mount.expanduser().absolute() if options.mount else None
         if mountpoint is not None:
-            _check_mount_prerequisites(cluster, mountpoint)
+            _check_mount_prerequisites(cluster, mountpoint, progress)
         ports = cluster.node_ports(state)
         for process in cluster.service_processes(state):
             port = ports[process.name]
@@ -346,16 +354,21 @@ def _unmount(cluster: ClusterDir, progress: Progress) -> list[str]:
     if mountpoint is None:
         return []
     process = cluster.mount_process(mountpoint)
-    if is_mount_point(mountpoint):
-        tool = shutil.which("fusermount3")
-        commands = [[tool, "-u", str(mountpoint)], [tool, "-u", "-z", str(mountpoint)]] if tool else []
-        for command in commands or [["umount", str(mountpoint)]]:
-            if subprocess.run(command, capture_output=True, check=False).returncode == 0:
-                progress(f"{mountpoint}: unmounted")
-                break
+    if is_mount_point(mountpoint) and _unmount_path(mountpoint):
+        progress(f"{mountpoint}: unmounted")
     stopped = stop_processes([process], timeout_s=10.0)
     cluster.mount_path_file.unlink(missing_ok=True)
     return stopped
+
+
+def _unmount_path(mountpoint: Path) -> bool:
+    """Unmount ``mountpoint`` (lazily if it is busy); whether that worked."""
+    tool = shutil.which("fusermount3")
+    commands = [[tool, "-u", str(mountpoint)], [tool, "-u", "-z", str(mountpoint)]] if tool else []
+    for command in commands or [["umount", str(mountpoint)]]:
+        if subprocess.run(command, capture_output=True, check=False).returncode == 0:
+            return True
+    return False
 
 
 def down(data_dir: str | Path, progress: Progress = _quiet, timeout_s: float = 10.0) -> list[str]:
