@@ -28,6 +28,7 @@ from storage.config import StorageConfig
 from storage.metrics import StorageMetrics, TargetSample
 from threefs.errors import Code, ThreeFSError
 from threefs.rpc import RpcClient
+from threefs.service.short_calls import ShortCalls
 from threefs.wire.mgmtd import RoutingInfo
 from threefs.wire.storage import RequestTag
 
@@ -37,7 +38,6 @@ log = logging.getLogger("storage.state")
 
 T = TypeVar("T")
 NowMs = Callable[[], int]
-_CALL_WEIGHT = 0.2  # of the latest call time in the moving average of store call times
 _REQUEST_REFRESH_S = 2.0  # a request waits at most this long for routing it asked for
 
 
@@ -76,7 +76,7 @@ class StorageState:
         self.address = ""  # "host:port" told to mgmtd, once listening
         self.client_id = os.urandom(16)  # tags of the requests this node makes itself (resync)
         self._tag_seq = 0
-        self._call_seconds: dict[tuple[int, bool], float] = {}  # (target, read): moving average
+        self._short_calls = ShortCalls(config.inline_store_max_s)  # chunk calls, by (target, read)
         self._heartbeat_wakeup = trio.Event()
         self._resync_wakeup = trio.Event()
 
@@ -100,35 +100,12 @@ class StorageState:
             with self._store_errors(target):
                 return await trio.to_thread.run_sync(partial(fn, *args), limiter=limiter)
         key = (target.target_id, read)
-        if self._call_seconds.get(key, 0.0) < self.config.inline_store_max_s:
+        if self._short_calls.inline(key):
             await trio.lowlevel.checkpoint_if_cancelled()
-            started = time.perf_counter()
-            try:
-                with self._store_errors(target):
-                    return fn(*args)
-            finally:
-                self._note_call(key, time.perf_counter() - started)
-        took = 0.0
-
-        def timed() -> T:
-            nonlocal took
-            started = time.perf_counter()
-            try:
-                return fn(*args)
-            finally:
-                took = time.perf_counter() - started
-
-        try:
-            with self._store_errors(target):
-                return await trio.to_thread.run_sync(
-                    timed, limiter=self.read_limiter if read else self.update_limiter
-                )
-        finally:
-            self._note_call(key, took)
-
-    def _note_call(self, key: tuple[int, bool], seconds: float) -> None:
-        average = self._call_seconds.get(key, 0.0)
-        self._call_seconds[key] = average + (seconds - average) * _CALL_WEIGHT
+        with self._store_errors(target):
+            return await self._short_calls.run(
+                key, partial(fn, *args), limiter=self.read_limiter if read else self.update_limiter
+            )
 
     def store_call_inline(self, target: Target, fn: Callable[..., T], *args: Any) -> T:
         """``store_call`` on the event loop (a small read: storage/ops/read.py), with the same
@@ -245,7 +222,6 @@ class StorageState:
         """Sleep ``timeout_s`` or until ``wake_heartbeat``."""
         with trio.move_on_after(timeout_s):
             await self._heartbeat_wakeup.wait()
-        self._call_seconds: dict[tuple[int, bool], float] = {}  # (target, read): moving average
         self._heartbeat_wakeup = trio.Event()
 
     def wake_resync(self) -> None:

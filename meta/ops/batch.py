@@ -39,7 +39,6 @@ retry, not a failure; so does an operation that failed with a retryable error in
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -47,10 +46,10 @@ import outcome
 import trio
 
 from threefs.kv.interface import Engine, Transaction
+from threefs.service.short_calls import ShortCalls
 
 __all__ = ["GroupCommitter"]
 
-_FLUSH_WEIGHT = 0.2  # of the latest flush time in the moving average
 
 Attempt = Callable[[Transaction], Any]
 
@@ -85,8 +84,7 @@ class GroupCommitter:
         self._inline_ops = inline_ops
         self._max_batch = max_batch
         self._limiter = limiter
-        self._inline_flush_max_s = inline_flush_max_s
-        self._flush_s = 0.0  # moving average of recent flush times
+        self._flushes = ShortCalls(inline_flush_max_s)
         self._queue: list[_Pending] = []
         self._leading = False
         self.batches = 0  # statistics: transactions committed, and the operations in them
@@ -161,30 +159,9 @@ class GroupCommitter:
 
     async def _flush(self, ticket: int) -> outcome.Outcome:
         """``engine.sync(ticket)``: on the event loop while recent flushes took less than
-        ``inline_flush_max_s``, else in a worker thread. A thread hop costs the loop more than a
-        short fsync: the thread and the loop trade the GIL on the way in and out, and measured
-        here the hop took 2.1-2.3 ms for a 0.2-0.4 ms fsync."""
-        if self._flush_s < self._inline_flush_max_s:
-            started = time.perf_counter()
-            flushed = outcome.capture(self._engine.sync, ticket)
-            self._note_flush(time.perf_counter() - started)
-            return flushed
-        took = 0.0
-
-        def timed() -> None:
-            nonlocal took
-            started = time.perf_counter()
-            try:
-                self._engine.sync(ticket)
-            finally:
-                took = time.perf_counter() - started
-
-        flushed = await outcome.acapture(trio.to_thread.run_sync, timed)
-        self._note_flush(took)
-        return flushed
-
-    def _note_flush(self, seconds: float) -> None:
-        self._flush_s += (seconds - self._flush_s) * _FLUSH_WEIGHT
+        ``inline_flush_max_s``, else in a worker thread (``threefs.service.short_calls``: a
+        thread hop costs the loop more than a short fsync)."""
+        return await outcome.acapture(self._flushes.run, "flush", lambda: self._engine.sync(ticket))
 
     async def _run(self, batch: list[_Pending]) -> tuple[list[outcome.Outcome], int | None]:
         if self._inline_ops:
