@@ -50,7 +50,6 @@ from threefs.service.short_calls import ShortCalls
 
 __all__ = ["GroupCommitter"]
 
-
 Attempt = Callable[[Transaction], Any]
 
 
