@@ -168,7 +168,9 @@ async def _read(state: StorageState, io: ReadIO, position: ChainPosition) -> tup
     if io.length <= config.inline_read_max_bytes:
         result = state.store_call_inline(target, read, not config.inline_reads_wait_for_disk)
     if result is None:
-        result = await state.store_call(target, read, read=True, chunk=True)
+        # a larger read may run on the loop too while reads are short, unless reads must never
+        # wait for the disk there (rotating disks: inline_reads_wait_for_disk false)
+        result = await state.store_call(target, read, read=True, chunk=config.inline_reads_wait_for_disk)
         assert result is not None  # only a cached-only read answers None
     state.metrics.read_ops.labels(str(io.target_id)).inc()
     state.metrics.read_bytes.labels(str(io.target_id)).inc(len(result[0]))

@@ -10,12 +10,16 @@ import time
 from pathlib import Path
 
 import pytest
-from storage_cluster import storage_config
+import trio
+from storage_cluster import SECRET, Cluster, KeptMemStore, key, mgmtd_config, payload, storage_config
 
+from mgmtd.app import MgmtdApp
 from storage.components.targets import Target, TargetRegistry
 from storage.state import StorageState
 from storage.store.mem import MemChunkStore
 from threefs.errors import Code, ThreeFSError
+from threefs.kv import MemEngine
+from threefs.rpc import RpcClient
 
 
 def make_state(inline_store_max_s: float) -> tuple[StorageState, Target]:
@@ -67,3 +71,31 @@ async def test_an_io_error_marks_the_target_failed(limit):
 def test_the_limit_is_checked():
     with pytest.raises(ThreeFSError, match="inline_store_max_s"):
         storage_config(1, "127.0.0.1:1", [1], inline_store_max_s=-1)
+
+
+@pytest.mark.parametrize(("wait_for_disk", "expected"), [(True, "loop"), (False, "thread")])
+async def test_larger_reads_stay_off_the_loop_when_reads_must_not_wait_for_the_disk(
+    monkeypatch, wait_for_disk, expected
+):
+    """A read over ``inline_read_max_bytes`` runs on the loop while reads are short, except
+    with ``inline_reads_wait_for_disk`` false (rotating disks), where it always takes a thread."""
+    seen: list[str] = []
+    read = KeptMemStore.read
+
+    def recording_read(self, *args, **kwargs):
+        seen.append(where())
+        return read(self, *args, **kwargs)
+
+    monkeypatch.setattr(KeptMemStore, "read", recording_read)
+    async with trio.open_nursery() as nursery:
+        mgmtd = await nursery.start(MgmtdApp(mgmtd_config(), SECRET, MemEngine()).run)
+        async with RpcClient(SECRET) as rpc:
+            cluster = Cluster(nursery, rpc, f"127.0.0.1:{mgmtd.port}")
+            await cluster.start_node(1, inline_read_max_bytes=0, inline_reads_wait_for_disk=wait_for_disk)
+            await cluster.create_chain(1, [101])
+            await cluster.write(key(0), payload(1))
+            seen.clear()
+            result, data = await cluster.read(101, key(0))
+            assert result.code == 0 and data == payload(1)
+        nursery.cancel_scope.cancel()
+    assert seen == [expected]
