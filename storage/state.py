@@ -99,12 +99,11 @@ class StorageState:
             limiter = self.read_limiter if read else self.update_limiter
             with self._store_errors(target):
                 return await trio.to_thread.run_sync(partial(fn, *args), limiter=limiter)
-        key = (target.target_id, read)
-        if self._short_calls.inline(key):
-            await trio.lowlevel.checkpoint_if_cancelled()
         with self._store_errors(target):
             return await self._short_calls.run(
-                key, partial(fn, *args), limiter=self.read_limiter if read else self.update_limiter
+                (target.target_id, read),
+                partial(fn, *args),
+                limiter=self.read_limiter if read else self.update_limiter,
             )
 
     def store_call_inline(self, target: Target, fn: Callable[..., T], *args: Any) -> T:

@@ -44,8 +44,10 @@ class ShortCalls:
         self, key: Hashable, fn: Callable[[], T], *, limiter: trio.CapacityLimiter | None = None
     ) -> T:
         """``fn()``, on the loop or in a worker thread (through ``limiter``), its duration noted.
-        A call on the loop is no checkpoint (as a synchronous call); one in a thread is."""
+        Either way a cancellation is noticed before the call starts (``trio.Cancelled``), never
+        during it; only a call in a thread yields to other tasks."""
         if self.inline(key):
+            await trio.lowlevel.checkpoint_if_cancelled()
             started = time.perf_counter()
             try:
                 return fn()
